@@ -1,0 +1,61 @@
+// Model: the DeepSeek-V3 forward pass over a paged latent cache, for one shard (a layer range
+// and a tensor-parallel rank) or the whole model.
+//
+// Load reads only this shard's tensors from the checkpoint (bf16 weights, float norms). Forward
+// runs a StepBatch: embed (first stage), the shard's layers, and on the last stage the final
+// norm, lm_head and sampling for sequences that ask for a token. Attention uses the materialised
+// form for sequences with more than one new token (prefill chunks) and the absorbed form for
+// single-token decodes; both write the latent cache before reading it, so a prompt gives the same
+// result in one prefill or in chunks. Not thread-safe: one caller at a time.
+#ifndef MLASERVE_WORKER_MODEL_H_
+#define MLASERVE_WORKER_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/checkpoint.h"
+#include "worker/latent_cache_pool.h"
+#include "worker/model_config.h"
+#include "worker/step_batch.h"
+
+namespace mla {
+
+// Which part of the model a worker holds.
+struct ShardSpec {
+  int64_t layer_begin = 0;   // first layer of this pipeline stage
+  int64_t layer_end = -1;    // one past the last; -1 = num_hidden_layers
+  int64_t tp_rank = 0;
+  int64_t tp_size = 1;
+};
+
+struct ForwardOptions {
+  bool return_logits = false;  // fill StepOutput::logits
+};
+
+class Model {
+ public:
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const Checkpoint& checkpoint,
+                                                     const ShardSpec& shard);
+  ~Model();
+
+  const ModelConfig& config() const;
+  const ShardSpec& shard() const;
+  int64_t num_local_layers() const;
+
+  // Runs one step. REQUIRES: cache has num_local_layers() layers and every block id in the
+  // batch is < cache.num_blocks(). InvalidArgument for a malformed batch (token ids out of the
+  // vocabulary, block tables too short, empty sequences).
+  absl::StatusOr<StepOutput> Forward(const StepBatch& batch, LatentCachePool& cache,
+                                     const ForwardOptions& options = {});
+
+ private:
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mla
+
+#endif  // MLASERVE_WORKER_MODEL_H_
