@@ -94,9 +94,10 @@ void MoeDispatch(const int32_t* expert_ids, int64_t tokens, int64_t top_k, int64
                  int32_t* expert_offsets, int32_t* sorted_pairs);
 
 // out[pair / top_k] += weights[pair] * expert_out[j] for j < count, pair = sorted_pairs[j].
-// expert_out: [count, dim] in sorted order, out: [tokens, dim] (accumulated into).
+// expert_out: [count, dim] in sorted order, weights: [tokens, top_k] (MoeGate's), out: [tokens,
+// dim] (accumulated into).
 void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
-                int64_t count, int64_t dim, float* out);
+                int64_t count, int64_t top_k, int64_t dim, float* out);
 
 // out[t] = table[ids[t] - vocab_begin] for ids in [vocab_begin, vocab_end), else zeros
 // (vocab-parallel: the all-reduce of the shards gives the full lookup). table: [vocab_end -
