@@ -2,6 +2,7 @@
 // invalid field is rejected with a message naming it, and the tiny preset parses.
 #include "worker/model_config.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
