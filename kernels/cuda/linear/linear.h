@@ -1,0 +1,67 @@
+// Linear on the GPU through cuBLASLt: y[r, o] = sum_i x[r, i] * w[o, i].
+//
+// Dtypes (the choice, and why): x [rows, in] bf16, w [out, in] bf16 (PyTorch's layout, as
+// loaded), y [rows, out] float32; products exact, accumulation float32 on the tensor cores
+// (CUBLAS_COMPUTE_32F). bf16 activations halve the bytes the GEMM reads and are what the tensor
+// cores take; the float32 output keeps the residual stream and the norms in float32 as the CPU
+// does. Callers holding float32 activations round them first with CastToBf16 (one extra pass,
+// 6 bytes per element). The CPU twin, cpu::Linear, computes the same function when its x is the
+// bf16 values widened to float; tests compare on such inputs.
+//
+// LinearContext owns a cuBLASLt handle, a device workspace and a cache of the matmul plan
+// (descriptors + chosen algorithm) per (rows, in, out). It is thread-compatible, not
+// thread-safe: one context per host thread / stream. Linear() never allocates device memory or
+// synchronises, so it can be captured in a CUDA graph (after a first, uncaptured call per shape
+// has filled the plan cache, since the heuristic query is host work).
+#ifndef MLASERVE_KERNELS_CUDA_LINEAR_LINEAR_H_
+#define MLASERVE_KERNELS_CUDA_LINEAR_LINEAR_H_
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/bf16.h"
+
+namespace mla::kernels::cuda {
+
+class LinearContext {
+ public:
+  // The workspace cuBLASLt may use for split-K and similar algorithms.
+  static constexpr size_t kDefaultWorkspaceBytes = size_t{32} << 20;
+
+  static absl::StatusOr<std::unique_ptr<LinearContext>> Create(
+      size_t workspace_bytes = kDefaultWorkspaceBytes);
+  ~LinearContext();
+  LinearContext(const LinearContext&) = delete;
+  LinearContext& operator=(const LinearContext&) = delete;
+
+  struct Plan;  // cuBLASLt descriptors and algorithm of one shape (linear.cc)
+
+ private:
+  LinearContext() = default;
+  friend absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
+                             int64_t in, int64_t out, float* y, cudaStream_t stream);
+  absl::StatusOr<const Plan*> GetPlan(int64_t rows, int64_t in, int64_t out);
+
+  void* handle_ = nullptr;  // cublasLtHandle_t
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+};
+
+// y = x w^T (see above). REQUIRES: x, w, y 16-byte aligned; y does not alias x or w.
+absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
+                    int64_t in, int64_t out, float* y, cudaStream_t stream);
+
+// y[i] = bf16(x[i]) rounded to nearest even, i < n: float32 activations into Linear's x.
+absl::Status CastToBf16(const float* x, int64_t n, bf16* y, cudaStream_t stream);
+
+}  // namespace mla::kernels::cuda
+
+#endif  // MLASERVE_KERNELS_CUDA_LINEAR_LINEAR_H_
