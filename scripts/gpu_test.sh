@@ -104,7 +104,9 @@ else
   fi
 fi
 
-# ---- 3. Configure and build.
+# ---- 3. Configure and build. Programs find the bundle's libraries through DT_RPATH
+# (--disable-new-dtags): unlike DT_RUNPATH it also serves the libraries' own dependencies
+# (libabsl_base.so -> libabsl_spinlock_wait.so), so no global LD_LIBRARY_PATH is needed.
 PKG_CONFIG=$(command -v pkg-config || echo "$OFF/bin/pkgconf")
 export PKG_CONFIG_PATH="$PREFIX/usr/$ARCH_LIB/pkgconfig:$PREFIX/usr/share/pkgconfig:$PREFIX/usr/lib/pkgconfig"
 run_step configure "$LOG/build.log" 120 cmake -S . -B "$BUILD" -G Ninja \
@@ -112,6 +114,7 @@ run_step configure "$LOG/build.log" 120 cmake -S . -B "$BUILD" -G Ninja \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" \
   -DCMAKE_PREFIX_PATH="$PREFIX/usr" \
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+  -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags \
   -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" \
   -DProtobuf_PROTOC_EXECUTABLE="$OFF/bin/protoc" \
   -DProtobuf_INCLUDE_DIR="$PREFIX/usr/include" \
