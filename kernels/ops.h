@@ -53,6 +53,11 @@ namespace cpu {
 
 // y[r, o] = sum_i x[r, i] * w[o, i].  x: [rows, in], w: [out, in] bf16, y: [rows, out].
 void Linear(const float* x, const bf16* w, int64_t rows, int64_t in, int64_t out, float* y);
+// The same, accumulated in float64 (each product exact). The CPU model computes the partial
+// outputs of row-parallel layers this way: summed over a tensor-parallel group in float64 and
+// rounded to float once, they give one rank's float result whatever the partition (up to float64
+// rounding), so tp x pp layouts produce the same tokens as one rank. CPU reference only.
+void Linear(const float* x, const bf16* w, int64_t rows, int64_t in, int64_t out, double* y);
 
 // y[r] = weight * x[r] / sqrt(mean(x[r]^2) + eps).  x, y: [rows, dim]; y may alias x.
 void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y);
@@ -98,6 +103,9 @@ void MoeDispatch(const int32_t* expert_ids, int64_t tokens, int64_t top_k, int64
 // dim] (accumulated into).
 void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
                 int64_t count, int64_t top_k, int64_t dim, float* out);
+// The same into float64 accumulators (see the float64 Linear). CPU reference only.
+void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
+                int64_t count, int64_t top_k, int64_t dim, double* out);
 
 // out[t] = table[ids[t] - vocab_begin] for ids in [vocab_begin, vocab_end), else zeros
 // (vocab-parallel: the all-reduce of the shards gives the full lookup). table: [vocab_end -

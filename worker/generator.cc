@@ -24,22 +24,41 @@ int64_t BlocksFor(int64_t tokens) { return (tokens + kBlockSize - 1) / kBlockSiz
 
 }  // namespace
 
+int64_t GenerationBlocks(const std::vector<GenerateRequest>& requests) {
+  int64_t max_blocks = 0;
+  for (const GenerateRequest& r : requests) {
+    const int64_t tokens = static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_tokens, 0);
+    max_blocks = std::max(max_blocks, BlocksFor(tokens));
+  }
+  return static_cast<int64_t>(requests.size()) * max_blocks;
+}
+
 absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
                                                      const std::vector<GenerateRequest>& requests,
                                                      const GenerateOptions& options,
                                                      GenerateStats* stats) {
   const ModelConfig& c = model.config();
+  LatentCachePool cache(model.num_local_layers(), GenerationBlocks(requests), c.kv_lora_rank,
+                        c.qk_rope_head_dim);
+  return RunGeneration(
+      c, requests, options,
+      [&](const StepBatch& batch) {
+        return model.Forward(batch, cache, {.return_logits = options.keep_logits});
+      },
+      stats);
+}
+
+absl::StatusOr<std::vector<GenerateResult>> RunGeneration(
+    const ModelConfig& c, const std::vector<GenerateRequest>& requests,
+    const GenerateOptions& options, const StepRunner& run, GenerateStats* stats) {
   const int64_t n = static_cast<int64_t>(requests.size());
-  int64_t max_blocks = 0;
   for (const GenerateRequest& r : requests) {
     if (r.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
     if (r.max_tokens < 1) {
       return absl::InvalidArgumentError(absl::StrCat("max_tokens ", r.max_tokens, " is < 1"));
     }
-    max_blocks = std::max(max_blocks, BlocksFor(r.prompt.size() + r.max_tokens));
   }
-  LatentCachePool cache(model.num_local_layers(), n * max_blocks, c.kv_lora_rank,
-                        c.qk_rope_head_dim);
+  const int64_t max_blocks = n > 0 ? GenerationBlocks(requests) / n : 0;
   std::vector<Running> running(n);
   for (int64_t s = 0; s < n; ++s) {
     running[s].request = &requests[s];
@@ -77,8 +96,7 @@ absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
       batch.seqs.push_back(std::move(step));
     }
     if (batch.seqs.empty()) break;
-    MLA_ASSIGN_OR_RETURN(StepOutput out,
-                         model.Forward(batch, cache, {.return_logits = options.keep_logits}));
+    MLA_ASSIGN_OR_RETURN(StepOutput out, run(batch));
     ++steps;
     for (size_t i = 0; i < out.seq_ids.size(); ++i) {
       const int64_t s = out.seq_ids[i];

@@ -8,6 +8,7 @@
 #define MLASERVE_WORKER_GENERATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,6 +45,14 @@ absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
                                                      const std::vector<GenerateRequest>& requests,
                                                      const GenerateOptions& options = {},
                                                      GenerateStats* stats = nullptr);
+
+// The same loop over any executor of steps (e.g. a group of model shards): `run` executes one
+// step on a cache of at least GenerationBlocks(requests) blocks and returns the sampled tokens.
+using StepRunner = std::function<absl::StatusOr<StepOutput>(const StepBatch&)>;
+int64_t GenerationBlocks(const std::vector<GenerateRequest>& requests);
+absl::StatusOr<std::vector<GenerateResult>> RunGeneration(
+    const ModelConfig& config, const std::vector<GenerateRequest>& requests,
+    const GenerateOptions& options, const StepRunner& run, GenerateStats* stats = nullptr);
 
 }  // namespace mla
 

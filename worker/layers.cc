@@ -25,7 +25,7 @@ AttentionConstants MakeAttentionConstants(const ModelConfig& c) {
 
 void MlaAttentionForward(const AttentionWeights& w, const ModelConfig& c, int64_t heads,
                          const AttentionConstants& k, const FlatBatch& b,
-                         kernels::LatentCache cache, const float* x, float* out) {
+                         kernels::LatentCache cache, const float* x, double* out) {
   const int64_t T = b.num_tokens, d = c.hidden_size, qk = c.qk_head_dim();
   const int64_t dc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim;
   const kernels::MlaDims dims = c.MlaDimsForHeads(heads);
@@ -80,7 +80,10 @@ void MlaAttentionForward(const AttentionWeights& w, const ModelConfig& c, int64_
   ops::Linear(o.data(), w.o.data(), T, heads * c.v_head_dim, d, out);
 }
 
-void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, float* out) {
+namespace {
+
+template <typename Out>
+void MlpForwardImpl(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, Out* out) {
   std::vector<float> gate(rows * w.width), up(rows * w.width);
   ops::Linear(x, w.gate.data(), rows, hidden, w.width, gate.data());
   ops::Linear(x, w.up.data(), rows, hidden, w.width, up.data());
@@ -88,8 +91,18 @@ void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t row
   ops::Linear(gate.data(), w.down.data(), rows, w.width, hidden, out);
 }
 
+}  // namespace
+
+void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, float* out) {
+  MlpForwardImpl(w, hidden, x, rows, out);
+}
+
+void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, double* out) {
+  MlpForwardImpl(w, hidden, x, rows, out);
+}
+
 void MoeForward(const MoeWeights& w, const ModelConfig& c, const float* x, int64_t rows,
-                float* out) {
+                double* out) {
   const int64_t d = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   // Routing, replicated on every rank.
   std::vector<float> logits(rows * E), weights(rows * k);
@@ -103,7 +116,7 @@ void MoeForward(const MoeWeights& w, const ModelConfig& c, const float* x, int64
   if (w.shared) {
     MlpForward(*w.shared, d, x, rows, out);
   } else {
-    std::fill_n(out, rows * d, 0.0f);
+    std::fill_n(out, rows * d, 0.0);
   }
   std::vector<float> xs, ys;
   for (int64_t i = 0; i < static_cast<int64_t>(w.experts.size()); ++i) {

@@ -1,7 +1,8 @@
 // The three layer kinds of the forward pass on the CPU ops: MLA attention, the dense SwiGLU MLP
-// and the DeepSeek MoE. Each computes this rank's partial output for all rows of the step; the
-// caller sums the partial outputs over the tensor-parallel group. Pure functions of their
-// arguments (the attention also writes the step's latents into the cache); any thread.
+// and the DeepSeek MoE. Each computes this rank's partial output for all rows of the step, in
+// float64 (see the float64 ops::Linear); the caller sums the partial outputs over the
+// tensor-parallel group and rounds to float once. Pure functions of their arguments (the
+// attention also writes the step's latents into the cache); any thread.
 #ifndef MLASERVE_WORKER_LAYERS_H_
 #define MLASERVE_WORKER_LAYERS_H_
 
@@ -26,14 +27,16 @@ AttentionConstants MakeAttentionConstants(const ModelConfig& config);
 // x: [num_tokens, hidden] (attention-normed), out: [num_tokens, hidden].
 void MlaAttentionForward(const AttentionWeights& w, const ModelConfig& config, int64_t heads,
                          const AttentionConstants& k, const FlatBatch& batch,
-                         kernels::LatentCache cache, const float* x, float* out);
+                         kernels::LatentCache cache, const float* x, double* out);
 
-// x: [rows, hidden], out: [rows, hidden] (overwritten).
+// x: [rows, hidden], out: [rows, hidden] (overwritten). Out is float for a whole (routed)
+// expert, double for a row-parallel slice.
 void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, float* out);
+void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, double* out);
 
 // Routing on every rank, this rank's experts, plus this rank's part of the shared expert.
 void MoeForward(const MoeWeights& w, const ModelConfig& config, const float* x, int64_t rows,
-                float* out);
+                double* out);
 
 }  // namespace mla
 

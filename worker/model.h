@@ -6,7 +6,13 @@
 // norm, lm_head and sampling for sequences that ask for a token. Attention uses the materialised
 // form for sequences with more than one new token (prefill chunks) and the absorbed form for
 // single-token decodes; both write the latent cache before reading it, so a prompt gives the same
-// result in one prefill or in chunks. Not thread-safe: one caller at a time.
+// result in one prefill or in chunks.
+//
+// Parallelism (MODEL.md §7): the partial outputs of the embedding, o_proj and each FFN are summed
+// over comms.tp; a stage other than the first receives the hidden states from comms.pp_prev and a
+// stage other than the last sends them to comms.pp_next and returns no tokens; the last stage
+// gathers the vocab-parallel logits and every tp rank samples the same tokens. Every rank of the
+// group must run the same steps in the same order. Not thread-safe: one caller at a time.
 #ifndef MLASERVE_WORKER_MODEL_H_
 #define MLASERVE_WORKER_MODEL_H_
 
@@ -16,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/checkpoint.h"
+#include "worker/communicator.h"
 #include "worker/latent_cache_pool.h"
 #include "worker/model_config.h"
 #include "worker/step_batch.h"
@@ -36,8 +43,12 @@ struct ForwardOptions {
 
 class Model {
  public:
+  // InvalidArgument when the communicators do not match the shard (a tp group of tp_size with
+  // this tp_rank; pp_prev unless the first stage, pp_next unless the last). The communicators must
+  // outlive the model.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const Checkpoint& checkpoint,
-                                                     const ShardSpec& shard);
+                                                     const ShardSpec& shard,
+                                                     const ModelComms& comms = {});
   ~Model();
 
   const ModelConfig& config() const;
@@ -46,7 +57,8 @@ class Model {
 
   // Runs one step. REQUIRES: cache has num_local_layers() layers and every block id in the
   // batch is < cache.num_blocks(). InvalidArgument for a malformed batch (token ids out of the
-  // vocabulary, block tables too short, empty sequences).
+  // vocabulary, block tables too short, empty sequences); a collective's error (Unavailable,
+  // DeadlineExceeded) after which the group must be rebuilt.
   absl::StatusOr<StepOutput> Forward(const StepBatch& batch, LatentCachePool& cache,
                                      const ForwardOptions& options = {});
 

@@ -121,17 +121,32 @@ void MoeDispatch(const int32_t* expert_ids, int64_t tokens, int64_t top_k, int64
   }
 }
 
-void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
-                int64_t count, int64_t top_k, int64_t dim, float* out) {
+namespace {
+
+template <typename Out>
+void MoeCombineImpl(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
+                    int64_t count, int64_t top_k, int64_t dim, Out* out) {
   for (int64_t j = 0; j < count; ++j) {
     const int64_t pair = sorted_pairs[j];
-    const float weight = weights[pair];
+    const Out weight = weights[pair];
     const float* src = expert_out + j * dim;
-    float* dst = out + (pair / top_k) * dim;
+    Out* dst = out + (pair / top_k) * dim;
     for (int64_t d = 0; d < dim; ++d) {
-      dst[d] += weight * src[d];
+      dst[d] += weight * static_cast<Out>(src[d]);
     }
   }
+}
+
+}  // namespace
+
+void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
+                int64_t count, int64_t top_k, int64_t dim, float* out) {
+  MoeCombineImpl(expert_out, sorted_pairs, weights, count, top_k, dim, out);
+}
+
+void MoeCombine(const float* expert_out, const int32_t* sorted_pairs, const float* weights,
+                int64_t count, int64_t top_k, int64_t dim, double* out) {
+  MoeCombineImpl(expert_out, sorted_pairs, weights, count, top_k, dim, out);
 }
 
 }  // namespace mla::kernels::cpu

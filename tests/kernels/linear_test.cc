@@ -108,3 +108,49 @@ TEST(Linear, RowResultIndependentOfBatch) {
 
 }  // namespace
 }  // namespace mla::kernels::cpu
+
+namespace mla::kernels::cpu {
+namespace {
+
+// The float64 variant: any split of the reduction dimension, summed in float64 and rounded
+// once, gives the same float as the whole sum (what tensor parallelism relies on).
+TEST(Linear, Float64PartialsRoundToTheWholeSum) {
+  const uint32_t seed = 4242;
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t rows = 5, in = 384, out = 37;
+  std::vector<float> x(rows * in);
+  std::vector<bf16> w(out * in);
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : w) v = FloatToBf16(normal(rng));
+  std::vector<double> whole(rows * out);
+  Linear(x.data(), w.data(), rows, in, out, whole.data());
+  for (int64_t parts : {2, 3, 4, 8}) {
+    const int64_t step = in / parts;
+    std::vector<double> sum(rows * out, 0.0), part(rows * out);
+    std::vector<float> xs(rows * step);
+    std::vector<bf16> ws(out * step);
+    for (int64_t p = 0; p < parts; ++p) {
+      for (int64_t r = 0; r < rows; ++r) {
+        std::copy_n(x.data() + r * in + p * step, step, xs.data() + r * step);
+      }
+      for (int64_t o = 0; o < out; ++o) {
+        std::copy_n(w.data() + o * in + p * step, step, ws.data() + o * step);
+      }
+      Linear(xs.data(), ws.data(), rows, step, out, part.data());
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += part[i];
+    }
+    int mismatches = 0;
+    for (size_t i = 0; i < sum.size(); ++i) {
+      mismatches += static_cast<float>(sum[i]) != static_cast<float>(whole[i]);
+      ASSERT_NEAR(sum[i], whole[i], 1e-12 * (1 + std::abs(whole[i])));
+    }
+    std::printf("%lld parts: %d of %zu floats differ\n", static_cast<long long>(parts),
+                mismatches, sum.size());
+    EXPECT_EQ(mismatches, 0);
+  }
+}
+
+}  // namespace
+}  // namespace mla::kernels::cpu
