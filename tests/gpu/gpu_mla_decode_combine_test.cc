@@ -63,7 +63,7 @@ TEST(GpuMlaDecodeCombine, MatchesDoubleMerge) {
   std::vector<float> workspace(partial_out);
   workspace.insert(workspace.end(), partial_state.begin(), partial_state.end());
   ASSERT_EQ(static_cast<int64_t>(workspace.size()) * 4,
-            static_cast<int64_t>(sizeof(float)) * (plan.partial_out_floats() + 2 * rows));
+            static_cast<int64_t>(sizeof(float)) * (plan.partial_out_floats() + 2 * plan.num_splits * rows));
   MLA_ASSERT_OK_AND_ASSIGN(auto d_ws, DeviceBuffer<float>::FromHost(workspace));
   MLA_ASSERT_OK_AND_ASSIGN(auto d_out, DeviceBuffer<float>::Allocate(rows * d));
   MLA_ASSERT_OK_AND_ASSIGN(auto d_lse, DeviceBuffer<float>::Allocate(rows));
