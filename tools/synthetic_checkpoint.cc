@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "kernels/bf16.h"
 #include "nlohmann/json.hpp"
+#include "tools/bpe_trainer.h"
 #include "worker/status_macros.h"
 
 namespace mla::tools {
@@ -292,6 +293,10 @@ absl::Status WriteSyntheticCheckpoint(const SyntheticOptions& options, const std
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   MLA_RETURN_IF_ERROR(WriteText(dir + "/config.json", config_text));
+  BpeTrainerOptions tokenizer_options;
+  tokenizer_options.vocab_size = config.vocab_size;
+  tokenizer_options.model_max_length = config.max_position_embeddings;
+  MLA_RETURN_IF_ERROR(WriteTokenizerFiles(tokenizer_options, dir));
 
   const std::vector<SyntheticTensor> tensors = SyntheticTensors(config);
   const auto shard_bytes = static_cast<int64_t>(options.shard_gib * 1024.0 * 1024.0 * 1024.0);

@@ -71,7 +71,8 @@ void FillSynthetic(const SyntheticTensor& tensor, uint64_t seed, int64_t begin, 
 // of every tensor.
 std::vector<int> AssignShards(const std::vector<SyntheticTensor>& tensors, int64_t shard_bytes);
 
-// Writes config.json, model-0000i-of-0000N.safetensors and model.safetensors.index.json.
+// Writes config.json, model-0000i-of-0000N.safetensors and model.safetensors.index.json, and
+// tokenizer.json + tokenizer_config.json trained to the config's vocab_size (tools/bpe_trainer.h).
 absl::Status WriteSyntheticCheckpoint(const SyntheticOptions& options, const std::string& dir);
 
 }  // namespace mla::tools
