@@ -1,0 +1,67 @@
+// CoordinatorServer: one mla-coordinator: the gRPC server (mla.v1.Inference for clients,
+// mla.v1.WorkerControl for workers, grpc.health.v1.Health, server reflection), the worker hub
+// and the engine, started and stopped in order.
+//
+// Start binds and starts serving at once; the health status is NOT_SERVING (overall and for
+// mla.v1.Inference) until the worker group is ready, and again whenever it is not. Drain is the
+// graceful stop (SIGTERM): refuse new requests, let live ones finish for up to drain_grace, end
+// the rest with a final CANCELLED chunk, send every worker Shutdown, then stop the server.
+//
+// Threads: Start, port and Drain from the main thread; Drain once.
+#ifndef MLASERVE_COORDINATOR_COORDINATOR_SERVER_H_
+#define MLASERVE_COORDINATOR_COORDINATOR_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/engine.h"
+#include "coordinator/inference_service.h"
+#include "coordinator/model_card.h"
+#include "coordinator/worker_hub.h"
+#include "grpcpp/grpcpp.h"
+
+namespace mla::coordinator {
+
+struct ServerOptions {
+  std::string address = "0.0.0.0";                  // interface to listen on
+  int port = 0;                                     // 0 = any free port (see port())
+  int max_message_mb = 64;                          // largest request the server reads
+  std::string checkpoint;                           // directory with config.json
+  int64_t max_model_len = 0;                        // context cap below the model's; 0 = none
+  HubOptions hub;                                   // tp, pp, cache, timeouts (model filled in)
+  EngineOptions engine;                             // scheduler limits (model limits filled in)
+  absl::Duration drain_grace = absl::Seconds(30);   // live requests get this long on Drain
+  absl::Duration worker_shutdown = absl::Seconds(10);  // for ShutdownAcks on Drain
+};
+
+class CoordinatorServer {
+ public:
+  // Reads the model card, builds and starts everything. InvalidArgument / NotFound for bad
+  // options or checkpoint; Unavailable if the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(ServerOptions options);
+  ~CoordinatorServer();  // Drain() if not done
+
+  int port() const { return port_; }
+  const ModelCard& model() const { return model_; }
+
+  void Drain();
+
+ private:
+  CoordinatorServer() = default;
+  void SetServing(bool serving);
+
+  ServerOptions options_;
+  ModelCard model_;
+  int port_ = 0;
+  bool drained_ = false;
+  std::unique_ptr<WorkerHub> hub_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace mla::coordinator
+
+#endif  // MLASERVE_COORDINATOR_COORDINATOR_SERVER_H_

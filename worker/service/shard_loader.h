@@ -1,0 +1,49 @@
+// LoadShard: turns a worker's Assignment into what it runs steps with: the checkpoint, the
+// model shard for its stage and tensor-parallel rank, and the latent cache pool for that shard's
+// layers.
+//
+// MakeModel is the one place that constructs the Model from an Assignment (the shard spec, and
+// with parallelism the communicators), so that the parallel code changes only that function.
+// Called on the worker's main thread; the results are owned by the caller.
+#ifndef MLASERVE_WORKER_SERVICE_SHARD_LOADER_H_
+#define MLASERVE_WORKER_SERVICE_SHARD_LOADER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "mla/v1/worker.pb.h"
+#include "worker/checkpoint.h"
+#include "worker/latent_cache_pool.h"
+#include "worker/model.h"
+
+namespace mla::worker_service {
+
+// How many cache blocks to allocate: the first of these that is > 0.
+struct CacheSizing {
+  int64_t requested_blocks = 0;    // LoadModel.num_cache_blocks (the coordinator's choice)
+  int64_t flag_blocks = 0;         // the worker's --num_cache_blocks
+  int64_t memory_bytes = 256 << 20;  // else as many as fit in this much memory
+};
+
+struct LoadedShard {
+  std::unique_ptr<Checkpoint> checkpoint;  // must outlive the model
+  std::unique_ptr<Model> model;
+  std::unique_ptr<LatentCachePool> cache;
+  int64_t weight_bytes = 0;  // bf16 parameters of the shard's layers, embedding and head
+};
+
+// The model for `assignment` from an open checkpoint.
+absl::StatusOr<std::unique_ptr<Model>> MakeModel(const Checkpoint& checkpoint,
+                                                 const v1::Assignment& assignment);
+
+// Opens `checkpoint_dir`, checks its config hash against the assignment's (FailedPrecondition
+// if they differ), loads the shard and allocates the cache. InvalidArgument when no block fits.
+absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
+                                      const v1::Assignment& assignment,
+                                      const CacheSizing& sizing);
+
+}  // namespace mla::worker_service
+
+#endif  // MLASERVE_WORKER_SERVICE_SHARD_LOADER_H_

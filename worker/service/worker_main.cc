@@ -1,0 +1,66 @@
+// mla-worker: one worker of a serving group (one per GPU, or one per CPU rank in tests).
+//
+//   mla-worker --coordinator=HOST:PORT [--checkpoint=DIR] [--num_cache_blocks=N |
+//              --cache_memory_mb=256] [--device=-1] [--rank=-1] [--connect_timeout_s=60]
+//
+// Without --coordinator it uses the Kubernetes LeaderWorkerSet variables: LWS_LEADER_ADDRESS
+// with --coordinator_port, and LWS_WORKER_INDEX as the rank it asks for (unless --rank is set).
+// Exits 0 after the coordinator's Shutdown (or once a coordinator it served is gone for
+// --connect_timeout_s), 1 if it never reached one or was refused. Logs go to stderr.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "worker/service/worker_client.h"
+
+ABSL_FLAG(std::string, coordinator, "", "coordinator address host:port; default: "
+          "$LWS_LEADER_ADDRESS:--coordinator_port");
+ABSL_FLAG(int, coordinator_port, 50051, "the coordinator's port when taken from LWS");
+ABSL_FLAG(std::string, checkpoint, "", "checkpoint directory; default: the coordinator's path");
+ABSL_FLAG(int64_t, num_cache_blocks, 0, "cache blocks to allocate; 0 = fit --cache_memory_mb");
+ABSL_FLAG(int64_t, cache_memory_mb, 256, "memory for the latent cache when sizing it");
+ABSL_FLAG(int, device, -1, "GPU ordinal; -1 = CPU");
+ABSL_FLAG(int, rank, -1, "rank to ask for; -1 = $LWS_WORKER_INDEX if set, else any");
+ABSL_FLAG(double, connect_timeout_s, 60, "give up reaching the coordinator after this long");
+ABSL_FLAG(double, heartbeat_s, 2, "seconds between heartbeats");
+ABSL_FLAG(double, coordinator_timeout_s, 20, "a coordinator silent this long is gone");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  mla::worker_service::WorkerOptions options;
+  options.coordinator = absl::GetFlag(FLAGS_coordinator);
+  const char* leader = std::getenv("LWS_LEADER_ADDRESS");
+  if (options.coordinator.empty() && leader != nullptr && *leader != '\0') {
+    options.coordinator = absl::StrCat(leader, ":", absl::GetFlag(FLAGS_coordinator_port));
+  }
+  if (options.coordinator.empty()) {
+    std::fprintf(stderr, "mla-worker: give --coordinator=HOST:PORT (or set LWS_LEADER_ADDRESS)\n");
+    return 1;
+  }
+  options.preferred_rank = absl::GetFlag(FLAGS_rank);
+  const char* index = std::getenv("LWS_WORKER_INDEX");
+  if (options.preferred_rank < 0 && index != nullptr &&
+      !absl::SimpleAtoi(index, &options.preferred_rank)) {
+    options.preferred_rank = -1;
+  }
+  options.checkpoint = absl::GetFlag(FLAGS_checkpoint);
+  options.num_cache_blocks = absl::GetFlag(FLAGS_num_cache_blocks);
+  options.cache_memory_mb = absl::GetFlag(FLAGS_cache_memory_mb);
+  options.device = absl::GetFlag(FLAGS_device);
+  options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
+  options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_s));
+  options.coordinator_timeout = absl::Seconds(absl::GetFlag(FLAGS_coordinator_timeout_s));
+
+  const absl::Status status = mla::worker_service::RunWorker(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "mla-worker: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "mla-worker: exiting\n");
+  return 0;
+}
