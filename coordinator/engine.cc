@@ -142,7 +142,6 @@ void Engine::DropScheduler() {
 
 void Engine::SyncWithGroup() {
   const GroupState group = group_->State();
-  const bool was_serving = scheduler_ != nullptr;
   if (scheduler_ != nullptr && (!group.ready || group.epoch != epoch_)) {
     FailAll(absl::UnavailableError(absl::StrCat("the worker group failed: ", group.detail)));
     DropScheduler();
@@ -170,7 +169,8 @@ void Engine::SyncWithGroup() {
     stats_.serving = serving;
     stats_.detail = serving ? "" : (group.ready ? "the scheduler could not start" : group.detail);
   }
-  if (serving != was_serving && on_serving_) on_serving_(serving);
+  if (serving != reported_serving_ && on_serving_) on_serving_(serving);
+  reported_serving_ = serving;
 }
 
 void Engine::Admit(std::vector<Arrival> arrivals) {

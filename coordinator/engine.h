@@ -85,8 +85,7 @@ class Engine {
   // if it already ended.
   void Cancel(uint64_t ticket);
 
-  // Drain: refuse new requests from now on.
-  void StopAccepting();
+  void StopAccepting();  // drain: refuse new requests from now on
   // Ends every live request with a final kCancelled update.
   void CancelAll();
   // Waits until no accepted request lacks its final call; false on timeout.
@@ -139,6 +138,7 @@ class Engine {
   uint64_t epoch_ = 0;
   uint64_t failed_epoch_ = 0;        // the epoch whose scheduler could not start (logged once)
   int64_t preemptions_before_ = 0;   // of the schedulers dropped so far
+  bool reported_serving_ = false;    // what on_serving_ heard last
   uint64_t next_wire_step_ = 1;
   absl::flat_hash_map<uint64_t, Live> live_;        // by ticket
   absl::flat_hash_map<int64_t, uint64_t> tickets_;  // scheduler seq id -> ticket

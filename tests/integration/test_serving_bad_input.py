@@ -1,7 +1,8 @@
 """Bad input never crashes or hangs the coordinator: every malformed request gets
 INVALID_ARGUMENT naming the field and its allowed range; a full queue gets RESOURCE_EXHAUSTED; a
 coordinator without its workers reports NOT_SERVING (grpc.health.v1) and answers UNAVAILABLE,
-then SERVING once its worker is ready. The server keeps serving after all of it.
+then SERVING once its worker is ready; server reflection lists the services. The server keeps
+serving after all of it.
 """
 
 import math
@@ -89,6 +90,17 @@ def main():
             tokens = [t for chunk in waiting for t in chunk.token_ids]
             assert len(tokens) == 5, tokens
 
+        def reflection_lists_the_services():
+            # grpc.reflection.v1alpha with hand-built bytes: ServerReflectionRequest
+            # {list_services: ""} is field 7, length-delimited, empty.
+            info = client.channel.stream_stream(
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            raw = next(iter(info(iter([b"\x3a\x00"]), timeout=10)))
+            for service in (b"mla.v1.Inference", b"mla.v1.WorkerControl",
+                            b"grpc.health.v1.Health"):
+                assert service in raw, raw
+
         def still_serving():
             assert cluster.coordinator.popen.poll() is None, "the coordinator died"
             tokens, last = client.generate(request([4, 5, 6], 6))
@@ -97,7 +109,7 @@ def main():
 
         return run_checks([not_serving_before_workers, invalid_arguments,
                            proto_defaults_are_accepted, full_queue_is_resource_exhausted,
-                           still_serving])
+                           reflection_lists_the_services, still_serving])
 
 
 if __name__ == "__main__":

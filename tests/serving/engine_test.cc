@@ -195,6 +195,35 @@ TEST_F(EngineTest, DeadWorkerFailsRequestsWithUnavailableThenServesAgain) {
   EXPECT_EQ(c.num_tokens(), 5u);
 }
 
+// Regression: a failed step dropped the scheduler before the loop compared serving states, so
+// health stayed SERVING after a worker died.
+TEST(EngineServing, CallbackHearsEveryChangeIncludingAFailedStep) {
+  FakeGroup group;
+  absl::Mutex mu;
+  std::vector<bool> heard;
+  Engine engine({}, &group, [&](bool serving) {
+    absl::MutexLock lock(&mu);
+    heard.push_back(serving);
+  });
+  engine.Start();
+  auto wait_heard = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() { return heard.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  };
+  group.Set(true, /*die_at_step=*/3);
+  ASSERT_TRUE(wait_heard(1));
+  Sink sink;
+  uint64_t ticket;
+  ASSERT_TRUE(engine.Submit(Request(50), &sink, &ticket).ok());
+  ASSERT_TRUE(sink.WaitFinal(absl::Seconds(10)));
+  ASSERT_TRUE(wait_heard(2));
+  group.Set(true);
+  ASSERT_TRUE(wait_heard(3));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(heard, (std::vector<bool>{true, false, true}));
+}
+
 TEST_F(EngineTest, HungWorkerFailsRequestsAfterTheStepTimeout) {
   group_.Set(true, 0, /*hang=*/true);
   ASSERT_TRUE(WaitStats([](const EngineStats& s) { return s.serving; }));
