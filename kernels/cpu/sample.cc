@@ -1,6 +1,7 @@
 // Token sampling (CPU reference). A GPU twin must follow these steps exactly.
 //
-// SampleUniform(seed, step): a counter-based hash, no state.
+// SampleUniform(seed, step): a counter-based hash, no state (kernels/sample_uniform.h, shared
+// with the GPU sampler).
 //   M(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
 //         z = (z ^ (z >> 27)) * 0x94D049BB133111EB; return z ^ (z >> 31)   (uint64, wrapping)
 //   h = M(M(seed) ^ step);  u = (h >> 11) * 2^-53, a double in [0, 1) with 53 random bits.
@@ -26,25 +27,10 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/sample_uniform.h"
 
 namespace mla::kernels::cpu {
 namespace {
-
-constexpr uint64_t kGoldenGamma = 0x9E3779B97F4A7C15ull;
-constexpr uint64_t kMixMultiplier1 = 0xBF58476D1CE4E5B9ull;
-constexpr uint64_t kMixMultiplier2 = 0x94D049BB133111EBull;
-constexpr int kMixShift1 = 30;
-constexpr int kMixShift2 = 27;
-constexpr int kMixShift3 = 31;
-constexpr int kMantissaBits = 53;
-constexpr int kWordBits = 64;
-
-uint64_t SplitMix64(uint64_t z) {
-  z += kGoldenGamma;
-  z = (z ^ (z >> kMixShift1)) * kMixMultiplier1;
-  z = (z ^ (z >> kMixShift2)) * kMixMultiplier2;
-  return z ^ (z >> kMixShift3);
-}
 
 int32_t Argmax(const float* logits, int64_t vocab) {
   int64_t best = 0;
@@ -56,10 +42,7 @@ int32_t Argmax(const float* logits, int64_t vocab) {
 
 }  // namespace
 
-double SampleUniform(uint64_t seed, uint64_t step) {
-  const uint64_t h = SplitMix64(SplitMix64(seed) ^ step);
-  return std::ldexp(static_cast<double>(h >> (kWordBits - kMantissaBits)), -kMantissaBits);
-}
+double SampleUniform(uint64_t seed, uint64_t step) { return SampleUniformOf(seed, step); }
 
 int32_t Sample(const float* logits, int64_t vocab, const SamplingParams& params, uint64_t step) {
   if (params.temperature == 0.0f) return Argmax(logits, vocab);
