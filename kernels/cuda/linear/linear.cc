@@ -19,31 +19,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/cublas_status.h"
 #include "kernels/cuda/cuda_status.h"
 
 namespace mla::kernels::cuda {
 namespace {
-
-absl::Status CublasStatus(cublasStatus_t status, const char* what) {
-  if (status == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  const std::string message = absl::StrCat(what, ": cuBLASLt status ", static_cast<int>(status));
-  switch (status) {
-    case CUBLAS_STATUS_ALLOC_FAILED:
-      return absl::ResourceExhaustedError(message);
-    case CUBLAS_STATUS_INVALID_VALUE:
-      return absl::InvalidArgumentError(message);
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-      return absl::UnimplementedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
-#define MLA_CUBLAS_RETURN_IF_ERROR(expr)                                  \
-  do {                                                                    \
-    const absl::Status mla_cublas_status_ = CublasStatus((expr), #expr);  \
-    if (!mla_cublas_status_.ok()) return mla_cublas_status_;              \
-  } while (false)
 
 cublasLtHandle_t AsHandle(void* handle) { return static_cast<cublasLtHandle_t>(handle); }
 
