@@ -8,9 +8,13 @@
 // - Launchers never allocate, copy to the host or synchronise, so a step can be captured in a
 //   CUDA graph. Any host thread may call them; calls on one stream run in order.
 // - fp32 math matches the CPU twin to rounding (the order of a reduction differs); ops with
-//   bf16 operands say so (Linear, MlaDecodeAttention).
+//   bf16 operands say so (Linear, MlaDecodeAttention, the MLA absorb projections, the prefill
+//   up-projection).
 // The larger families have their own headers, included here: mla_decode/mla_decode.h
-// (absorbed MLA decode attention, plan + run + combine) and linear/linear.h (cuBLASLt).
+// (absorbed MLA decode attention, plan + run + combine), linear/linear.h (cuBLASLt),
+// mla_absorb/mla_absorb.h (MlaAbsorbQuery, MlaUnabsorbOutput), mla_prefill/mla_prefill.h
+// (MlaPrefillAttention, plan + run), moe/moe.h (MoeGate, MoeDispatch, MoeCombine) and
+// sample/sample.h (Sample, plan + run).
 #ifndef MLASERVE_KERNELS_CUDA_OPS_H_
 #define MLASERVE_KERNELS_CUDA_OPS_H_
 
@@ -21,7 +25,11 @@
 #include "absl/status/status.h"
 #include "kernels/bf16.h"
 #include "kernels/cuda/linear/linear.h"
+#include "kernels/cuda/mla_absorb/mla_absorb.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
+#include "kernels/cuda/mla_prefill/mla_prefill.h"
+#include "kernels/cuda/moe/moe.h"
+#include "kernels/cuda/sample/sample.h"
 #include "kernels/mla_params.h"
 
 namespace mla::kernels::cuda {
