@@ -58,7 +58,14 @@ def main():
             wait_for(idle_and_whole, 5, "blocks back after two cancels")
 
         def deadline_mid_stream():
-            call = client.stream(request(long_prompt, 3000), timeout=1.0)
+            # A deadline well past this build's time to first token (sanitizer builds are slow).
+            t0 = time.monotonic()
+            probe = client.stream(request(long_prompt, 3000), timeout=120)
+            next(iter(probe))
+            probe.cancel()
+            deadline = 1.0 + 3 * (time.monotonic() - t0)
+            wait_for(idle_and_whole, 5, "blocks back after the probe")
+            call = client.stream(request(long_prompt, 3000), timeout=deadline)
             received = []
             try:
                 for chunk in call:
@@ -68,7 +75,8 @@ def main():
                 assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
             assert received, "some tokens should arrive before the deadline"
             wait_for(idle_and_whole, 5, "blocks back after the deadline")
-            print(f"  deadline hit after {len(received)} tokens; free blocks back to {start}")
+            print(f"  deadline {deadline:.2f} s hit after {len(received)} tokens; free blocks back "
+                  f"to {start}")
 
         def deadline_while_queued():
             running = client.stream(request(long_prompt, 3000), timeout=120)

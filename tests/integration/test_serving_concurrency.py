@@ -21,8 +21,8 @@ def make_requests():
     print(f"request seed {SEED}")
     requests = []
     for i in range(NUM_CLIENTS):
-        prompt = [rng.randrange(2, 1024) for _ in range(rng.choice([1, 7, 63, 64, 65, 130, 300]))]
-        max_tokens = rng.randint(1, 40)
+        prompt = [rng.randrange(2, 1024) for _ in range(rng.choice([1, 7, 63, 64, 65, 130, 200]))]
+        max_tokens = rng.randint(1, 32)
         if i % 8 == 7:  # every eighth samples, with its own seed
             requests.append(request(prompt, max_tokens, temperature=0.9, top_k=40, seed=i))
         else:

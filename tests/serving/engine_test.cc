@@ -74,7 +74,7 @@ class FakeGroup : public WorkerGroup {
   absl::Duration step_time_ = absl::ZeroDuration();  // each step takes this long
 };
 
-class Sink : public RequestSink {
+class Sink final : public RequestSink {
  public:
   void OnUpdate(const SequenceUpdate& u) override {
     absl::MutexLock lock(&mu_);
