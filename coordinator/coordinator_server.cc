@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->hub_.get());
+  builder.RegisterService(&s->store_);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(

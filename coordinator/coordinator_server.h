@@ -19,6 +19,7 @@
 #include "coordinator/engine.h"
 #include "coordinator/inference_service.h"
 #include "coordinator/model_card.h"
+#include "coordinator/rendezvous_store.h"
 #include "coordinator/worker_hub.h"
 #include "grpcpp/grpcpp.h"
 
@@ -57,6 +58,7 @@ class CoordinatorServer {
   int port_ = 0;
   bool drained_ = false;
   std::unique_ptr<WorkerHub> hub_;
+  RendezvousStore store_;  // Gloo rendezvous of CPU ranks
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;

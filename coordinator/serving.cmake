@@ -10,7 +10,7 @@ if(TARGET mla_protos)
   find_package(gRPC CONFIG REQUIRED)
   add_library(mla_coordinator_server STATIC
               coordinator_server.cc engine.cc generate_reactor.cc inference_service.cc
-              model_card.cc request_validation.cc status.cc step_wire.cc worker_connection.cc
+              model_card.cc rendezvous_store.cc request_validation.cc status.cc step_wire.cc worker_connection.cc
               worker_hub.cc worker_hub_status.cc)
   target_link_libraries(mla_coordinator_server PUBLIC
                         mla_coordinator_core mla_protos gRPC::grpc++ gRPC::grpc++_reflection

@@ -159,6 +159,7 @@ void WorkerHub::RegisterLocked(WorkerConnection* conn, const v1::Register& reg, 
   for (const Slot& s : slots_) {
     if (s.conn == nullptr) return;  // the others get their assignments once the group is full
   }
+  ++formations_;
   for (int r = 0; r < world_size_; ++r) {
     if (slots_[r].state != v1::WORKER_STATE_REGISTERED) continue;
     v1::CoordinatorMessage assignment, load;
@@ -190,7 +191,10 @@ v1::Assignment WorkerHub::AssignmentLocked(int rank) const {
   }
   if (!slots_[0].reg.nccl_unique_id().empty()) {
     a.mutable_rendezvous()->set_nccl_unique_id(slots_[0].reg.nccl_unique_id());
+  } else {
+    a.mutable_rendezvous()->set_gloo_store_address("");  // the coordinator's own store
   }
+  a.mutable_rendezvous()->set_key_prefix(absl::StrCat("formation", formations_, "/"));
   a.set_checkpoint_path(options_.model.checkpoint_path);
   a.set_config_hash(options_.model.config_hash);
   return a;

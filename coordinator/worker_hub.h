@@ -120,6 +120,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);  // by rank
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t formations_ ABSL_GUARDED_BY(mu_) = 0;  // group formations so far (store key prefix)
   absl::Time incomplete_since_ ABSL_GUARDED_BY(mu_);  // when a rank was last missing
   absl::Time last_missing_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::map<uint64_t, PendingStep> pending_ ABSL_GUARDED_BY(mu_);

@@ -35,7 +35,7 @@ class StepExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (TinyDir().empty()) GTEST_SKIP() << "MLA_TINY_CHECKPOINT is not set";
-    auto shard = LoadShard(TinyDir(), WholeModel(TinyDir()), {.requested_blocks = 16});
+    auto shard = LoadShard(TinyDir(), WholeModel(TinyDir()), {.requested_blocks = 16}, {});
     ASSERT_TRUE(shard.ok()) << shard.status();
     shard_ = std::move(*shard);
   }
@@ -48,7 +48,7 @@ TEST_F(StepExecutorTest, LoadsTheAssignedShard) {
   EXPECT_GT(shard_.weight_bytes, 0);
   v1::Assignment other = WholeModel(TinyDir());
   other.set_config_hash("0123456789abcdef");
-  auto refused = LoadShard(TinyDir(), other, {});
+  auto refused = LoadShard(TinyDir(), other, {}, {});
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
 }

@@ -4,23 +4,61 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/config_hash.h"
+#include "worker/gloo_communicator.h"
+#include "worker/service/rendezvous_client.h"
 #include "worker/status_macros.h"
 
 namespace mla::worker_service {
 
-absl::StatusOr<std::unique_ptr<Model>> MakeModel(const Checkpoint& checkpoint,
-                                                 const v1::Assignment& assignment) {
-  ShardSpec shard;
-  shard.layer_begin = assignment.first_layer();
-  shard.layer_end = assignment.end_layer();
-  shard.tp_rank = assignment.tp_rank();
-  shard.tp_size = assignment.tp_size();
-  return Model::Load(checkpoint, shard);
+absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options,
+                       LoadedShard* shard) {
+  ModelComms comms;
+  if (a.tp_size() * a.pp_size() > 1) {
+    if (a.rendezvous().method_case() != v1::Rendezvous::kGlooStoreAddress) {
+      return absl::UnimplementedError("this worker runs on the CPU and needs a Gloo rendezvous");
+    }
+    GlooOptions gloo{.timeout = absl::ToChronoMilliseconds(options.timeout)};
+    gloo.hostname = options.gloo_host;
+    if (gloo.hostname.empty()) {
+      MLA_ASSIGN_OR_RETURN(gloo.hostname, LocalAddressToward(options.coordinator));
+    }
+    const std::string& store_address = a.rendezvous().gloo_store_address();
+    RendezvousClient store(store_address.empty() ? options.coordinator : store_address,
+                           gloo.timeout);
+    auto connect = [&](const std::string& group, int rank, int size) -> absl::Status {
+      MLA_ASSIGN_OR_RETURN(
+          std::unique_ptr<Communicator> c,
+          GlooCommunicator::Create(store, a.rendezvous().key_prefix() + group, rank, size, gloo));
+      shard->communicators.push_back(std::move(c));
+      return absl::OkStatus();
+    };
+    // Groups in a fixed order on every rank: pipeline links of earlier stages first, so that
+    // no two ranks wait on each other's later group.
+    if (a.stage() > 0) {
+      MLA_RETURN_IF_ERROR(connect(absl::StrCat("pp", a.stage() - 1, "/", a.tp_rank()), 1, 2));
+      comms.pp_prev = shard->communicators.back().get();
+    }
+    if (a.tp_size() > 1) {
+      MLA_RETURN_IF_ERROR(connect(absl::StrCat("tp", a.stage()), a.tp_rank(), a.tp_size()));
+      comms.tp = shard->communicators.back().get();
+    }
+    if (a.stage() + 1 < a.pp_size()) {
+      MLA_RETURN_IF_ERROR(connect(absl::StrCat("pp", a.stage(), "/", a.tp_rank()), 0, 2));
+      comms.pp_next = shard->communicators.back().get();
+    }
+  }
+  const ShardSpec spec{.layer_begin = a.first_layer(),
+                       .layer_end = a.end_layer(),
+                       .tp_rank = a.tp_rank(),
+                       .tp_size = a.tp_size()};
+  MLA_ASSIGN_OR_RETURN(shard->model, Model::Load(*shard->checkpoint, spec, comms));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
-                                      const CacheSizing& sizing) {
+                                      const CacheSizing& sizing,
+                                      const CollectiveOptions& collectives) {
   MLA_ASSIGN_OR_RETURN(const std::string config_json, ReadConfigJson(checkpoint_dir));
   const std::string hash = ConfigHash(config_json);
   if (!assignment.config_hash().empty() && assignment.config_hash() != hash) {
@@ -30,7 +68,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
   }
   LoadedShard shard;
   MLA_ASSIGN_OR_RETURN(shard.checkpoint, Checkpoint::Open(checkpoint_dir));
-  MLA_ASSIGN_OR_RETURN(shard.model, MakeModel(*shard.checkpoint, assignment));
+  MLA_RETURN_IF_ERROR(MakeModel(assignment, collectives, &shard));
   const ModelConfig& c = shard.model->config();
   const int64_t layers = shard.model->num_local_layers();
 

@@ -11,10 +11,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "mla/v1/worker.pb.h"
 #include "worker/checkpoint.h"
+#include "worker/communicator.h"
 #include "worker/latent_cache_pool.h"
 #include "worker/model.h"
 
@@ -27,22 +30,34 @@ struct CacheSizing {
   int64_t memory_bytes = 256 << 20;  // else as many as fit in this much memory
 };
 
+// How the ranks of a group meet (used when the group has more than one rank).
+struct CollectiveOptions {
+  std::string coordinator;  // host:port: its RendezvousStore serves CPU groups
+  std::string gloo_host;    // address this rank listens on; empty = the interface toward
+                            // the coordinator
+  absl::Duration timeout = absl::Seconds(60);  // per collective and for meeting the group
+};
+
 struct LoadedShard {
-  std::unique_ptr<Checkpoint> checkpoint;  // must outlive the model
+  std::unique_ptr<Checkpoint> checkpoint;                 // must outlive the model
+  std::vector<std::unique_ptr<Communicator>> communicators;  // must outlive the model
   std::unique_ptr<Model> model;
   std::unique_ptr<LatentCachePool> cache;
   int64_t weight_bytes = 0;  // bf16 parameters of the shard's layers, embedding and head
 };
 
-// The model for `assignment` from an open checkpoint.
-absl::StatusOr<std::unique_ptr<Model>> MakeModel(const Checkpoint& checkpoint,
-                                                 const v1::Assignment& assignment);
+// Connects this rank's communicators (its stage's tp group; its pipeline neighbours) through the
+// assignment's rendezvous, into shard->communicators, and loads the model for `assignment`.
+// Every rank of the group must call it at about the same time (within options.timeout).
+absl::Status MakeModel(const v1::Assignment& assignment, const CollectiveOptions& options,
+                       LoadedShard* shard);
 
 // Opens `checkpoint_dir`, checks its config hash against the assignment's (FailedPrecondition
 // if they differ), loads the shard and allocates the cache. InvalidArgument when no block fits.
 absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
-                                      const CacheSizing& sizing);
+                                      const CacheSizing& sizing,
+                                      const CollectiveOptions& collectives);
 
 }  // namespace mla::worker_service
 

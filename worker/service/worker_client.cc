@@ -167,7 +167,9 @@ class Session {
     const auto start = std::chrono::steady_clock::now();
     executor_.reset();
     shard_ = LoadedShard{};
-    absl::StatusOr<LoadedShard> shard = LoadShard(dir, assignment_, sizing);
+    absl::StatusOr<LoadedShard> shard = LoadShard(
+        dir, assignment_, sizing,
+        {.coordinator = options_.coordinator, .gloo_host = options_.gloo_host});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!shard.ok()) {

@@ -31,6 +31,8 @@ struct WorkerOptions {
   int64_t cache_memory_mb = 256;                           // memory for the cache when sizing it
   int device = -1;                                         // GPU ordinal; -1 = CPU
   int preferred_rank = -1;                                 // asked for in Register; -1 = any
+  std::string gloo_host;                                   // CPU groups: address to listen on;
+                                                           // empty = toward the coordinator
   absl::Duration connect_timeout = absl::Seconds(60);      // give up connecting after this
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration coordinator_timeout = absl::Seconds(20);  // silence that ends a session

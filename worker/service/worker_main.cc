@@ -29,6 +29,9 @@ ABSL_FLAG(int, rank, -1, "rank to ask for; -1 = $LWS_WORKER_INDEX if set, else a
 ABSL_FLAG(double, connect_timeout_s, 60, "give up reaching the coordinator after this long");
 ABSL_FLAG(double, heartbeat_s, 2, "seconds between heartbeats");
 ABSL_FLAG(double, coordinator_timeout_s, 20, "a coordinator silent this long is gone");
+ABSL_FLAG(std::string, gloo_host, "",
+          "CPU groups: the address this rank's Gloo connections listen on; default: the local "
+          "interface that routes to the coordinator");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   options.num_cache_blocks = absl::GetFlag(FLAGS_num_cache_blocks);
   options.cache_memory_mb = absl::GetFlag(FLAGS_cache_memory_mb);
   options.device = absl::GetFlag(FLAGS_device);
+  options.gloo_host = absl::GetFlag(FLAGS_gloo_host);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_s));
   options.coordinator_timeout = absl::Seconds(absl::GetFlag(FLAGS_coordinator_timeout_s));
