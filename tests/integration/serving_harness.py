@@ -48,8 +48,8 @@ health_pb = _load_health()
 class Client:
     """mla.v1.Inference and grpc.health.v1.Health on one channel."""
 
-    def __init__(self, port):
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def __init__(self, port, host="127.0.0.1"):
+        self.channel = grpc.insecure_channel(f"{host}:{port}")
         self._generate = self.channel.unary_stream(
             "/mla.v1.Inference/Generate", request_serializer=pb.GenerateRequest.SerializeToString,
             response_deserializer=pb.GenerateResponse.FromString)
