@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# The main job: make the tiny synthetic checkpoint, start an mla-coordinator and its mla-worker
-# on loopback, stream a generation through the Python client (tools/mla_client.py), check it
-# against the in-process generator, then drain and stop everything. Exits non-zero on any failure.
-#
-# The group is tp=1 x pp=1, one worker. With pipeline parallelism in the worker's model, the same
-# script starts the coordinator with --pp=2 and two workers.
+# The main job: make the tiny synthetic checkpoint, start an mla-coordinator and two mla-workers
+# on loopback (tensor parallelism: tp=2, the workers meet over Gloo through the coordinator), stream
+# a generation through the Python client (tools/mla_client.py), check it against the in-process
+# single-rank generator, then drain and stop everything. Exits non-zero on any failure.
 # REQUIRES: scripts/build.sh has built ${BUILD_DIR:-build}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +12,10 @@ PYTHON=/usr/bin/python3  # Debian's, with python3-grpcio and python3-protobuf
 PROMPT=5,6,7,8
 RUN_DIR=$(mktemp -d)
 COORDINATOR_PID=""
-WORKER_PID=""
+WORKER_PIDS=""
 
 cleanup() {
-  for pid in $WORKER_PID $COORDINATOR_PID; do
+  for pid in $WORKER_PIDS $COORDINATOR_PID; do
     kill "$pid" 2>/dev/null || true
   done
   rm -rf "$RUN_DIR"
@@ -35,7 +33,7 @@ fail() {
 "$BUILD_DIR"/tools/mla-make-checkpoint --preset=tiny --seed=1 --out="$CKPT"
 
 "$BUILD_DIR"/coordinator/mla-coordinator --checkpoint="$CKPT" --port=0 --address=127.0.0.1 \
-  --tp=1 --pp=1 --drain_grace_s=10 >"$RUN_DIR/coordinator.out" 2>"$RUN_DIR/coordinator.log" &
+  --tp=2 --pp=1 --drain_grace_s=10 >"$RUN_DIR/coordinator.out" 2>"$RUN_DIR/coordinator.log" &
 COORDINATOR_PID=$!
 PORT=""
 for _ in $(seq 100); do
@@ -47,9 +45,11 @@ done
 [ -n "$PORT" ] || fail "mla-coordinator printed no port within 10 s"
 echo "demo: mla-coordinator listening on port $PORT"
 
-"$BUILD_DIR"/worker/mla-worker --coordinator=127.0.0.1:"$PORT" --checkpoint="$CKPT" \
-  --connect_timeout_s=10 2>"$RUN_DIR/worker.log" &
-WORKER_PID=$!
+for rank in 0 1; do
+  "$BUILD_DIR"/worker/mla-worker --coordinator=127.0.0.1:"$PORT" --checkpoint="$CKPT" \
+    --rank="$rank" --connect_timeout_s=10 2>"$RUN_DIR/worker$rank.log" &
+  WORKER_PIDS="$WORKER_PIDS $!"
+done
 
 export MLA_BIN_DIR=$BUILD_DIR
 for _ in $(seq 100); do
@@ -59,6 +59,7 @@ for _ in $(seq 100); do
 done
 "$PYTHON" tools/mla_client.py --server=127.0.0.1:"$PORT" --status | grep -q '^serving: true' ||
   fail "the group is not serving after 10 s"
+echo "demo: two workers (tp=2) serving"
 
 echo "demo: streaming 24 tokens for prompt $PROMPT"
 "$PYTHON" tools/mla_client.py --server=127.0.0.1:"$PORT" --prompt="$PROMPT" --max_tokens=24 \
@@ -72,6 +73,8 @@ echo "demo: served tokens equal mla-generate's"
 kill -TERM "$COORDINATOR_PID"
 wait "$COORDINATOR_PID" || fail "mla-coordinator exited with $?"
 COORDINATOR_PID=""
-wait "$WORKER_PID" || fail "mla-worker exited with $?"
-WORKER_PID=""
-echo "demo: coordinator drained and the worker shut down cleanly"
+for pid in $WORKER_PIDS; do
+  wait "$pid" || fail "mla-worker exited with $?"
+done
+WORKER_PIDS=""
+echo "demo: coordinator drained and both workers shut down cleanly"
