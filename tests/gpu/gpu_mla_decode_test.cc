@@ -1,8 +1,10 @@
 // cuda::MlaDecodeAttention (split-KV kernel + combine) vs cpu::MlaDecodeAttention over a
 // poisoned paged latent cache (STYLE.md F5): unused slots and blocks hold NaN, block tables are
 // shuffled, entries past a sequence's blocks point far out of range. Ragged batch of contexts
-// 1, 63, 64, 65, 1000 (and a multi-row case with partial head groups), each under several plans:
-// the planner's choice, one split (no combine), and forced splits of 1 and 3 blocks.
+// 1, 63, 64, 65, 1000 (and a multi-row case with partial head groups, and random lengths), each
+// under several plans: the planner's choice, one lane per row (no combine), lanes of 1 and 3
+// tiles (cut rows, lanes holding several rows), and one lane for the whole step. Zero queries
+// (uniform weights) check the value path alone.
 // Tolerance (bf16 q and bf16 softmax weights on the tensor cores, fp32 accumulation and softmax
 // state): out_latent relative L2 <= 1e-2 and |got - ref| <= 5e-2 * rms(ref) + 5e-2 * |ref|;
 // lse |got - ref| <= 2e-2. Batched equals single, and two identical runs, bit for bit.
@@ -51,7 +53,8 @@ struct Problem {
 };
 
 Problem MakeProblem(const MlaDims& dims, const std::vector<int32_t>& contexts,
-                    const std::vector<int32_t>& q_lens, std::mt19937& rng) {
+                    const std::vector<int32_t>& q_lens, std::mt19937& rng,
+                    bool zero_queries = false) {
   Problem p;
   p.dims = dims;
   p.context_lens = contexts;
@@ -82,6 +85,7 @@ Problem MakeProblem(const MlaDims& dims, const std::vector<int32_t>& contexts,
     }
   }
   p.q_abs = testing::RandomNormals(rng, p.tokens() * dims.heads * d_cache, 1.0f);
+  if (zero_queries) std::fill(p.q_abs.begin(), p.q_abs.end(), 0.0f);
   const RopeConfig v3{.rope_dim = 64, .factor = 40.0, .mscale = 1.0, .mscale_all_dim = 1.0};
   p.scale = cpu::SoftmaxScale(v3, dims.d_qk());
   return p;
@@ -185,24 +189,28 @@ void ExpectMatches(const std::string& what, const Reference& got, const Referenc
   testing::ExpectClose(what + " lse", got.lse, ref.lse, {.rel_l2 = 1e-2, .atol = 2e-2, .rtol = 0.0});
 }
 
+MlaDecodePlan Plan(const Problem& p, int num_sms, const MlaDecodePlanOptions& options = {}) {
+  return PlanMlaDecode(p.q_start, p.context_lens, p.dims.heads, num_sms, options);
+}
+
 void CheckAllPlans(const Problem& p) {
   const Reference ref = RunCpu(p);
   DeviceProblem d;
   MLA_ASSERT_OK(Upload(p, d));
-  const int64_t max_ctx = p.max_context();
-  const int64_t whole = std::max<int64_t>(kBlockSize, (max_ctx + kBlockSize - 1) / kBlockSize * kBlockSize);
   struct Case {
     std::string name;
     MlaDecodePlan plan;
   };
   const std::vector<Case> cases = {
-      {"planned", PlanMlaDecode(p.tokens(), p.dims.heads, max_ctx, NumSms())},
-      {"one split", PlanMlaDecode(p.tokens(), p.dims.heads, max_ctx, NumSms(), whole)},
-      {"splits of 64", PlanMlaDecode(p.tokens(), p.dims.heads, max_ctx, NumSms(), 64)},
-      {"splits of 192", PlanMlaDecode(p.tokens(), p.dims.heads, max_ctx, NumSms(), 192)}};
+      {"planned", Plan(p, NumSms())},
+      {"planned for 8 SMs", Plan(p, 8)},
+      {"one lane per row", Plan(p, NumSms(), {.lanes_are_tokens = true})},
+      {"lanes of 64 keys", Plan(p, NumSms(), {.lane_keys = 64})},
+      {"lanes of 192 keys", Plan(p, NumSms(), {.lane_keys = 192})},
+      {"one lane", Plan(p, NumSms(), {.lane_keys = int64_t{1} << 30})}};
   for (const Case& c : cases) {
-    std::printf("plan '%s': %lld splits of %lld keys\n", c.name.c_str(),
-                static_cast<long long>(c.plan.num_splits), static_cast<long long>(c.plan.keys_per_split));
+    std::printf("plan '%s': %d lanes%s, %d cut rows\n", c.name.c_str(), c.plan.schedule.num_lanes,
+                c.plan.schedule.lanes_are_tokens ? " (one per row)" : "", c.plan.cuts.num_cuts);
     Reference got;
     MLA_ASSERT_OK(RunGpu(d, c.plan, nullptr, got));
     ExpectMatches(c.name, got, ref);
@@ -213,6 +221,26 @@ TEST(GpuMlaDecodeAttention, RaggedBatchAllPlans) {
   MLA_SKIP_WITHOUT_GPU();
   std::mt19937 rng(testing::TestSeed());
   CheckAllPlans(MakeProblem(V3Dims(128), {1, 63, 64, 65, 1000}, {1, 1, 1, 1, 1}, rng));
+}
+
+// q = 0: every score is 0, so out = the mean of the context's values and lse = ln(keys). A
+// failure here and not above points at the value product (TMA, V descriptors, P handoff); one
+// above and not here, at the scores (Q layout, K descriptors, softmax).
+TEST(GpuMlaDecodeAttention, ZeroQueriesAverageTheValues) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  CheckAllPlans(MakeProblem(V3Dims(128), {1, 63, 64, 65, 1000}, {1, 1, 1, 1, 1}, rng,
+                            /*zero_queries=*/true));
+}
+
+// Random lengths (1 .. 3000, and a 1) as in a serving step; the planner balances them.
+TEST(GpuMlaDecodeAttention, RandomLengths) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  std::uniform_int_distribution<int32_t> length(1, 3000);
+  std::vector<int32_t> contexts = {1};
+  for (int i = 0; i < 6; ++i) contexts.push_back(length(rng));
+  CheckAllPlans(MakeProblem(V3Dims(128), contexts, std::vector<int32_t>(contexts.size(), 1), rng));
 }
 
 // Several query rows per sequence (speculative / chunked decode), an empty sequence, and head
@@ -226,8 +254,8 @@ TEST(GpuMlaDecodeAttention, MultiRowPartialHeadGroups) {
   }
 }
 
-// Each sequence run alone gives the batched rows bit for bit (one split: the same work per CTA),
-// and two identical runs agree bit for bit (a difference would be a race).
+// Each sequence run alone gives the batched rows bit for bit (one lane per row: the same work
+// per CTA), and two identical runs agree bit for bit (a difference would be a race).
 TEST(GpuMlaDecodeAttention, BatchedEqualsSingleAndDeterministic) {
   MLA_SKIP_WITHOUT_GPU();
   std::mt19937 rng(testing::TestSeed());
@@ -235,9 +263,8 @@ TEST(GpuMlaDecodeAttention, BatchedEqualsSingleAndDeterministic) {
   DeviceProblem d;
   MLA_ASSERT_OK(Upload(p, d));
   const int64_t heads = p.dims.heads, d_latent = p.dims.d_latent, d_cache = p.dims.d_cache();
-  const MlaDecodePlan one_split = PlanMlaDecode(p.tokens(), heads, 1024, NumSms(), 1024);
   Reference batched;
-  MLA_ASSERT_OK(RunGpu(d, one_split, nullptr, batched));
+  MLA_ASSERT_OK(RunGpu(d, Plan(p, NumSms(), {.lanes_are_tokens = true}), nullptr, batched));
 
   for (size_t s = 0; s < p.context_lens.size(); ++s) {
     const int32_t q_begin = p.q_start[s], q_len = p.q_start[s + 1] - q_begin;
@@ -254,7 +281,10 @@ TEST(GpuMlaDecodeAttention, BatchedEqualsSingleAndDeterministic) {
     single.params.out_latent = single.out.get();
     single.params.lse = single.lse.get();
     Reference alone;
-    MLA_ASSERT_OK(RunGpu(single, PlanMlaDecode(q_len, heads, 1024, NumSms(), 1024), nullptr, alone));
+    const std::vector<int32_t> one_q_start = {0, q_len}, one_context = {p.context_lens[s]};
+    const MlaDecodePlan one = PlanMlaDecode(one_q_start, one_context, heads, NumSms(),
+                                            {.lanes_are_tokens = true});
+    MLA_ASSERT_OK(RunGpu(single, one, nullptr, alone));
     EXPECT_EQ(0, std::memcmp(alone.out.data(), batched.out.data() + q_begin * heads * d_latent,
                              alone.out.size() * sizeof(float)))
         << "sequence " << s << ": batched output differs from the sequence run alone";
@@ -263,7 +293,7 @@ TEST(GpuMlaDecodeAttention, BatchedEqualsSingleAndDeterministic) {
         << "sequence " << s << ": batched lse differs";
   }
 
-  const MlaDecodePlan planned = PlanMlaDecode(p.tokens(), heads, p.max_context(), NumSms());
+  const MlaDecodePlan planned = Plan(p, NumSms());
   Reference first, second;
   MLA_ASSERT_OK(RunGpu(d, planned, nullptr, first));
   MLA_ASSERT_OK(RunGpu(d, planned, nullptr, second));
@@ -279,8 +309,8 @@ TEST(GpuMlaDecodeAttention, CapturesInCudaGraph) {
   const Problem p = MakeProblem(V3Dims(128), {1, 63, 64, 65, 1000}, {1, 1, 1, 1, 1}, rng);
   DeviceProblem d;
   MLA_ASSERT_OK(Upload(p, d));
-  const MlaDecodePlan plan = PlanMlaDecode(p.tokens(), 128, p.max_context(), NumSms());
-  ASSERT_GT(plan.num_splits, 1) << "the graph should hold the split kernel and the combine";
+  const MlaDecodePlan plan = Plan(p, NumSms());
+  ASSERT_GT(plan.cuts.num_cuts, 0) << "the graph should hold the split kernel and the combine";
   MLA_ASSERT_OK_AND_ASSIGN(auto workspace, DeviceBuffer<unsigned char>::Allocate(plan.workspace_bytes));
   cudaStream_t stream = nullptr;
   MLA_ASSERT_OK(CudaStatus(cudaStreamCreate(&stream), "stream"));  // orders with Fill's memset
@@ -309,7 +339,8 @@ TEST(GpuMlaDecodeAttention, CapturesInCudaGraph) {
 TEST(GpuMlaDecodeAttention, RejectsUnsupportedDimsAndMismatchedPlan) {
   MlaDecodeParams params;
   params.dims = {.heads = 128, .d_latent = 256, .d_rope = 64, .d_nope = 128, .d_v = 128};
-  const MlaDecodePlan plan = PlanMlaDecode(1, 128, 64, 132);
+  const std::vector<int32_t> q_start = {0, 1}, short_context = {64}, long_context = {4096};
+  const MlaDecodePlan plan = PlanMlaDecode(q_start, short_context, 128, 132);
   absl::Status s = MlaDecodeAttention(params, plan, nullptr, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(s.message(),
@@ -323,8 +354,8 @@ TEST(GpuMlaDecodeAttention, RejectsUnsupportedDimsAndMismatchedPlan) {
   EXPECT_EQ(s.message(), "MlaDecodeAttention: plan.heads is 128 but dims.heads is 16");
 
   params.dims.heads = 128;
-  const MlaDecodePlan split = PlanMlaDecode(1, 128, 4096, 132);
-  ASSERT_GT(split.num_splits, 1);
+  const MlaDecodePlan split = PlanMlaDecode(q_start, long_context, 128, 132);
+  ASSERT_GT(split.cuts.num_cuts, 0);
   s = MlaDecodeAttention(params, split, nullptr, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "needs a 16-byte aligned workspace")) << s;

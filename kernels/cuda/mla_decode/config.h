@@ -1,14 +1,19 @@
 // Compile-time shape of the absorbed MLA decode kernel (STYLE.md T2). The kernel is specialised
 // to DeepSeek-V3's latent (512) and rope (64) widths; the launcher rejects other dims.
 //
-// One CTA = one query token x kHeadsPerCta heads x one key split; 8 warps, two roles per tile
-// of 64 keys (shapes chosen to read shared memory as little as mma.sync allows):
-//   scores : warp w computes S for heads [16 (w % 4), +16) x keys [32 (w / 4), +32) of the tile
-//            (each warp reads 16 query rows and 32 key rows: 442 KB of shared memory per tile
-//            for the CTA, against 737 KB when every warp covers all 64 keys);
-//   values : warp w accumulates O for all 64 heads x latent columns [64 w, +64), reading the
-//            tile's P (64 x 64) and its 64 x 64 slice of V once (128 KB per tile, against 272 KB
-//            for 16 heads x 256 columns per warp). Each warp holds 64 x 64 fp32 of O in registers.
+// One CTA = one lane of work (plan.h) x kHeadsPerCta heads, 8 warps in two warpgroups:
+//   warpgroup 0 (warps 0-3): S = Q K^T on wgmma (64 heads x 64 keys, K = 576), the online
+//     softmax, P to shared memory, and O[:, 0:256] += P V[:, 0:256] with P from registers;
+//   warpgroup 1 (warps 4-7): O[:, 256:512] += P V[:, 256:512] with P from shared memory; its
+//     first warp is also the producer, streaming cache blocks of 64 keys x 576 into a two-stage
+//     ring with TMA (one thread issues 9 copies per block; a whole producer warp would cost a
+//     register budget of 168 per thread instead of 255: 9 warps put 3 on one SM sub-partition).
+// Each warpgroup holds its 64 x 256 fp32 half of O in registers (128 per thread).
+//
+// Shared memory is 128-byte swizzled everywhere a wgmma reads it: a 64-row operand of width
+// 576 is stored as kChunks column chunks of 64 bf16 (128 bytes) x 64 rows, chunk c at c * 8 KB,
+// row r of a chunk at r * 128 bytes, its 16-byte piece j at (j ^ (r % 8)) * 16 -- the layout
+// TMA writes with CU_TENSOR_MAP_SWIZZLE_128B and wgmma reads with swizzle mode "128B".
 #ifndef MLASERVE_KERNELS_CUDA_MLA_DECODE_CONFIG_H_
 #define MLASERVE_KERNELS_CUDA_MLA_DECODE_CONFIG_H_
 
@@ -21,43 +26,44 @@ inline constexpr int kDRope = 64;                   // rope part of the key
 inline constexpr int kDCache = kDLatent + kDRope;   // 576: key width, one cache row
 inline constexpr int kKeysPerTile = static_cast<int>(kBlockSize);  // one cache block per tile
 
-inline constexpr int kHeadsPerCta = 64;
-inline constexpr int kWarps = 8;
-inline constexpr int kThreads = kWarps * 32;                    // 256
+inline constexpr int kHeadsPerCta = 64;             // wgmma M
+inline constexpr int kWarpgroupThreads = 128;
+inline constexpr int kConsumerThreads = 2 * kWarpgroupThreads;  // warpgroups 0 and 1
+inline constexpr int kThreads = kConsumerThreads;               // 256
+inline constexpr int kProducerWarp = kWarpgroupThreads / 32;    // 4: warpgroup 1's first warp
 
-inline constexpr int kMmaM = 16;                    // mma m16n8k16
-inline constexpr int kMmaN = 8;
+// wgmma shapes: m64nNk16.
 inline constexpr int kMmaK = 16;
+inline constexpr int kValueCols = kDLatent / 2;     // 256: O columns per warpgroup (one n256 op)
+inline constexpr int kScoreRegs = kHeadsPerCta * kKeysPerTile / kWarpgroupThreads;  // 32
+inline constexpr int kOutRegs = kHeadsPerCta * kValueCols / kWarpgroupThreads;      // 128
 
-// Score role: a 4 x 2 grid of warps over (heads, keys).
-inline constexpr int kScoreRowWarps = kHeadsPerCta / kMmaM;     // 4
-inline constexpr int kScoreKeyWarps = kWarps / kScoreRowWarps;  // 2
-inline constexpr int kKeysPerScoreWarp = kKeysPerTile / kScoreKeyWarps;  // 32
-inline constexpr int kScoreTiles = kKeysPerScoreWarp / kMmaN;   // 4 n-tiles of S per warp
-
-// Value role: every warp covers all heads and a slice of the latent columns.
-inline constexpr int kColsPerWarp = kDLatent / kWarps;          // 64
-inline constexpr int kRowTiles = kHeadsPerCta / kMmaM;          // 4 m-tiles of O per warp
-inline constexpr int kOutTiles = kColsPerWarp / kMmaN;          // 8 n-tiles of O per warp
-
-// Shared-memory layout. Query and cache rows (576 bf16 = 72 chunks of 16 bytes) are XOR-swizzled
-// by chunk: chunk c of row r is stored at chunk c ^ (r % 8), so the 8 rows an ldmatrix reads hit
-// 8 different bank groups without padding (padding would not fit: see splitkv.cu). The tile's
-// P rows (64 bf16) are padded by 16 bytes instead.
-inline constexpr int kChunk = 8;                    // bf16 per 16-byte chunk
-inline constexpr int kChunksPerRow = kDCache / kChunk;          // 72
-inline constexpr int kSwizzleRows = 8;
-inline constexpr int kPStride = kKeysPerTile + kChunk;          // 72
+// Shared-memory tiles (see the layout above).
+inline constexpr int kChunkCols = 64;               // bf16 per 128-byte swizzle row
+inline constexpr int kChunkBytes = kChunkCols * 2 * kKeysPerTile;  // 8 KB: 64 rows x 128 B
+inline constexpr int kChunks = kDCache / kChunkCols;               // 9 per cache row
+inline constexpr int kValueChunks = kValueCols / kChunkCols;       // 4 per warpgroup
+inline constexpr int kTileBytes = kChunks * kChunkBytes;           // 73,728: one cache block
 inline constexpr int kStages = 2;                   // cache tiles in flight (double buffer)
+inline constexpr int kSwizzleBytes = 128;
+inline constexpr int kSwizzleRows = 8;              // a swizzle atom: 8 rows x 128 bytes
+inline constexpr int kSwizzleAtomBytes = kSwizzleRows * kSwizzleBytes;  // 1024
 
-static_assert(kDCache % kMmaK == 0, "key width must be a multiple of the mma K (16)");
-static_assert(kKeysPerScoreWarp % (2 * kMmaN) == 0, "score keys are loaded 16 at a time");
-static_assert(kKeysPerTile % kMmaK == 0, "P V consumes the tile 16 keys at a time");
-static_assert(kColsPerWarp % (2 * kMmaN) == 0, "value columns are loaded 16 at a time");
-static_assert(kHeadsPerCta % kMmaM == 0 && kScoreRowWarps * kScoreKeyWarps == kWarps,
-              "the score grid covers the CTA's heads and keys with its warps");
-static_assert(kChunksPerRow % kSwizzleRows == 0, "the swizzle permutes whole groups of 8 chunks");
-static_assert(kDLatent % 4 == 0, "16-byte copies tile a row");
+inline constexpr float kLog2e = 1.4426950408889634f;  // softmax in base 2: e^x = 2^(x log2 e)
+inline constexpr float kLn2 = 0.6931471805599453f;
+
+// Named barriers (0 is __syncthreads).
+inline constexpr int kBarScoreGroup = 1;  // warpgroup 0 alone: Q / zero-filled rows written
+inline constexpr int kBarPFull = 2;       // P and its rescale factors are in shared memory
+inline constexpr int kBarPEmpty = 3;      // warpgroup 1 has finished reading P
+
+static_assert(kHeadsPerCta == 64, "wgmma M is 64 rows per warpgroup");
+static_assert(kDCache % kChunkCols == 0 && kDLatent % kChunkCols == 0,
+              "the key and value widths are whole 128-byte chunks");
+static_assert(kKeysPerTile == 64, "P (64 keys) is one 128-byte swizzle row per head");
+static_assert(kKeysPerTile % kMmaK == 0 && kChunkCols % kMmaK == 0, "K steps of 16");
+static_assert(kKeysPerTile % kSwizzleRows == 0, "a tile is whole swizzle atoms");
+static_assert(2 * kValueCols == kDLatent, "two warpgroups split the value columns");
 
 }  // namespace mla::kernels::cuda::mla_decode
 

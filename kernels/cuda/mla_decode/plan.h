@@ -1,43 +1,97 @@
 // Planning an absorbed MLA decode step (flashinfer's plan/run split, STYLE.md I1): once per step,
-// on the host, from sizes the host already knows. The plan fixes the grid and the workspace, so
-// every layer's MlaDecodeAttention run reuses it, with no host sync, inside a CUDA graph.
+// on the host, from the step's query rows and context lengths (which the host already knows).
+// The plan fixes the grid, the work of every CTA and the workspace, so every layer's
+// MlaDecodeAttention run reuses it, with no host sync, inside a CUDA graph: the schedule travels
+// to the device by value, as a kernel parameter.
 //
-// Split-KV: each (query token, head group) is cut into num_splits ranges of keys_per_split keys
-// (whole cache blocks). With one split the kernel writes the normalised output directly; with
-// more, each split writes an unnormalised partial output and its softmax state (m, d) to the
-// workspace, and MlaDecodeCombine merges them (SoftmaxState::Merge). Splits past a sequence's
-// length are empty (m = -inf, d = 0) and merge as nothing.
+// Work is measured in key tiles (one cache block of 64 keys) per query row ("token"), and the
+// same for each of the ceil(heads / 64) head groups. The plan cuts the concatenation of all
+// tokens' tiles into lanes; each lane runs on head_groups CTAs, one per head group, which walk
+// its tokens in order. Two shapes:
+//   lanes_are_tokens: lane i = token i, whole. No cut, no workspace, no combine. Chosen when
+//     the tokens' lengths already fill the GPU evenly (uniform batches, many tokens).
+//   balanced: num_lanes <= kMaxLanes lanes of about total / num_lanes tiles each, cut at any
+//     tile, so one long context spreads over the GPU and a ragged batch is balanced.
+//     lane_begin[i] = (token, tile) of lane i's first tile; lane_begin[num_lanes] = (tokens, 0).
+// A token whose tiles span several lanes is "cut": each piece writes an unnormalised partial
+// output and its softmax state (m, d) to a workspace slot, and MlaDecodeCombine merges them
+// (SoftmaxState::Merge). The piece of token t in lane i uses slot 2i if t is lane i's first
+// token, else slot 2i + 1 (a lane holds at most two cut pieces: its first and its last token).
+// The choice between the two shapes compares estimated makespans in tiles (plan.cc).
 //
-// Workspace layout (num_splits > 1), float32:
-//   partial_out   [num_splits, tokens, heads, 512]   sum_j exp(s_j - m) c_j over the split
-//   partial_state [num_splits, tokens, heads, 2]     (m, d) of the split
+// Workspace layout (float32; only when the plan has cuts):
+//   partial_out   [num_slots, heads, 512]   sum_j exp(s_j - m) c_j over the piece
+//   partial_state [num_slots, heads, 2]     (m, d) of the piece
 // Plain functions of their arguments; any thread may call them.
 #ifndef MLASERVE_KERNELS_CUDA_MLA_DECODE_PLAN_H_
 #define MLASERVE_KERNELS_CUDA_MLA_DECODE_PLAN_H_
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "kernels/cuda/mla_decode/config.h"
 
 namespace mla::kernels::cuda {
 
-struct MlaDecodePlan {
-  int64_t tokens = 0;          // query rows of the step (q_start[num_seqs])
-  int64_t heads = 0;           // query heads on this rank
-  int64_t num_splits = 1;      // key ranges per (token, head group); 1 = no combine
-  int64_t keys_per_split = 0;  // a multiple of kBlockSize; covers max_context_len when 1 split
-  int64_t workspace_bytes = 0; // 0 when num_splits == 1
+inline constexpr int kMaxLanes = 160;  // >= the SM count of an H100 / H200 (132)
 
-  int64_t partial_out_floats() const { return num_splits * tokens * heads * mla_decode::kDLatent; }
+// A position in the step's work: key tile `tile` of query row `token`.
+struct MlaDecodeTilePos {
+  int32_t token = 0;
+  int32_t tile = 0;
 };
 
-// Chooses the split so that tokens x head groups x splits fills about one wave of num_sms CTAs
-// (one CTA per SM: the kernel uses 219 KB of shared memory), with at least one cache block per
-// split. keys_per_split > 0 forces that split size instead (tests, benchmarks).
-// REQUIRES: tokens >= 0, heads > 0, max_context_len >= 0 (the longest context in the step),
-// num_sms > 0, keys_per_split % kBlockSize == 0.
-MlaDecodePlan PlanMlaDecode(int64_t tokens, int64_t heads, int64_t max_context_len, int num_sms,
-                            int64_t keys_per_split = 0);
+// Which lanes a kernel's CTAs run (a kernel parameter: fixed size, no pointers).
+struct MlaDecodeSchedule {
+  int32_t num_lanes = 0;
+  int32_t head_groups = 1;        // CTAs per lane: ceil(heads / 64)
+  int32_t lanes_are_tokens = 1;   // 1: lane i = token i (lane_begin unused)
+  MlaDecodeTilePos lane_begin[kMaxLanes + 1];
+};
+
+// A token cut over lanes first_lane .. last_lane (the combine's work list).
+struct MlaDecodeCut {
+  int32_t token = 0;
+  int32_t first_lane = 0;
+  int32_t last_lane = 0;
+};
+struct MlaDecodeCuts {
+  int32_t num_cuts = 0;
+  MlaDecodeCut cut[kMaxLanes];
+};
+
+struct MlaDecodePlan {
+  int64_t tokens = 0;           // query rows of the step (q_start[num_seqs])
+  int64_t heads = 0;            // query heads on this rank
+  MlaDecodeSchedule schedule;
+  MlaDecodeCuts cuts;
+  int64_t workspace_bytes = 0;  // 0 when no token is cut
+
+  int64_t num_slots() const { return cuts.num_cuts > 0 ? 2 * int64_t{schedule.num_lanes} : 0; }
+  int64_t partial_out_floats() const { return num_slots() * heads * mla_decode::kDLatent; }
+};
+
+// Test and benchmark overrides of the automatic choice.
+struct MlaDecodePlanOptions {
+  bool lanes_are_tokens = false;  // one lane per query row, whatever the cost model says
+  int64_t lane_keys = 0;          // > 0: lanes of this many keys (rounded down to whole tiles,
+                                  // doubled until at most kMaxLanes) over the concatenation of
+                                  // all rows' tiles, cut anywhere; 0: automatic
+};
+
+// Plans a step whose sequence s owns query rows [q_start[s], q_start[s + 1]) and has
+// context_lens[s] cached keys (rows attend causally, as in MlaDecodeParams). num_sms: the
+// device's SM count (one CTA per SM fits).
+// REQUIRES: q_start.size() == context_lens.size() + 1, q_start[0] == 0, q_start non-decreasing,
+// context_lens[s] >= q_len(s), heads > 0, num_sms > 0.
+MlaDecodePlan PlanMlaDecode(std::span<const int32_t> q_start,
+                            std::span<const int32_t> context_lens, int64_t heads, int num_sms,
+                            const MlaDecodePlanOptions& options = {});
+
+// The number of key tiles of each query row (the unit the plan balances).
+std::vector<int32_t> MlaDecodeTokenTiles(std::span<const int32_t> q_start,
+                                         std::span<const int32_t> context_lens);
 
 }  // namespace mla::kernels::cuda
 

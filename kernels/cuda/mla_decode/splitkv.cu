@@ -1,4 +1,4 @@
-// Absorbed MLA decode attention, split-KV, on tensor cores (mma.sync m16n8k16, bf16 -> fp32).
+// Absorbed MLA decode attention on Hopper: TMA-fed, warp-specialised, wgmma (sm_90a).
 //
 // Math (MODEL.md §3.3 steps 4-5), for query row t (position p) and head h, keys j <= p:
 //   s_j = scale * q_abs[t, h] . K_j            K_j = cache row of key j: [c_j (512) ; k^R_j (64)]
@@ -6,382 +6,501 @@
 // Shapes: q_abs [tokens, heads, 576] f32; cache [num_blocks, 64, 576] bf16 (paged by
 // block_tables); out_latent [tokens, heads, 512] f32; lse [tokens, heads] f32.
 //
-// Grid: x = token * head_groups + head group (64 heads, the two groups of a token are adjacent so
-// they read the same cache blocks at about the same time, from L2), y = key split (plan.h).
-// Per CTA (config.h): the 64 queries are rounded to bf16 into shared memory once; cache blocks
-// of 64 keys stream through two shared-memory stages by cp.async (the next block loads while
-// this one is used). Per block, three steps separated by barriers:
-//   1. scores (warp = 16 heads x 32 keys): S = Q K^T over the 576-wide keys; the warp's partial
-//      softmax state (max S, sum exp(S - max S)) of its 32 keys goes to shared memory;
-//   2. softmax: both key-half warps of a head row merge the two partial states into the running
-//      state in the same order (SoftmaxState::Merge, fp32), so they hold identical (m, d);
-//      P = exp(S - m_new) goes to shared memory in bf16, with exp(m_old - m_new) per head;
-//   3. values (warp = 64 heads x 64 latent columns): O = O * exp(m_old - m_new) + P V, with
-//      V = the first 512 columns of the cached keys.
-// Keys past the split's end (and past the row's position) get score -inf, and their smem rows
-// are zero-filled instead of loaded, so NaN in unused cache slots cannot reach the sums.
-// With one split, out = O / d and lse are written here; with several, the unnormalised O and
-// (m, d) go to the workspace and combine.cu merges them. Shared memory: 231,680 bytes, so the
-// query and cache rows are swizzled rather than padded (config.h).
+// Grid: one CTA per (lane, head group) of the plan (plan.h); a lane is a run of (token, key
+// tile) work, walked in order as "pieces" (one token's tiles within the lane). Per CTA
+// (config.h): one warp of warpgroup 1 streams the pieces' cache blocks (64 keys x 576) into a
+// two-stage shared-memory ring with TMA (9 boxes of 64 x 64, 128-byte swizzled), on full/empty
+// mbarriers; warpgroup 0 computes per tile
+//   S = Q K^T                        36 wgmma m64n64k16, Q and K from shared memory
+//   m' = max(m, max_j S), P = 2^(S log2e scale - m'), d = d 2^(m - m') + sum P   (fp32, base 2)
+//   O[:, :256] = O 2^(m - m') + P V[:, :256]       4 wgmma m64n256k16, P from registers
+// and hands P (bf16) and 2^(m - m') to warpgroup 1 through shared memory (named barriers), which
+// computes O[:, 256:] the same way with P from shared memory. V is the first 512 columns of the
+// same shared-memory tile, read as an MN-major operand, so the cache is read once.
+// Keys past a row's context get score -inf (a select, so NaN in unused slots cannot leak into S),
+// and their V rows are zero-filled in shared memory (0 * NaN would).
+// A whole piece writes out = O / d and lse; a piece of a cut token writes the unnormalised O and
+// (m, d) to its workspace slot, and combine.cu merges them.
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/mla_decode/async_copy.cuh"
 #include "kernels/cuda/mla_decode/config.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
-#include "kernels/cuda/mla_decode/warp_mma.cuh"
+#include "kernels/cuda/mla_decode/warpgroup.cuh"
 #include "kernels/mla_params.h"
-#include "kernels/softmax_state.h"
 
 namespace mla::kernels::cuda {
 namespace mla_decode {
-namespace {
 
-using Row = __nv_bfloat16[kDCache];     // one swizzled 576-wide row (query or cached key)
-using PRow = __nv_bfloat16[kPStride];   // one padded row of the tile's softmax weights
+using Chunk = __nv_bfloat16[kKeysPerTile][kChunkCols];  // 64 rows x 128 bytes, swizzled
 
-// Every piece of the kernel's shared memory (STYLE.md T3).
-struct SharedStorage {
-  Row q[kHeadsPerCta];                      // this CTA's queries, bf16
-  Row kv[kStages][kKeysPerTile];            // cache tiles (keys; the values are their first 512)
-  PRow p[kHeadsPerCta];                     // P = exp(S - m_new) of the tile, bf16
-  float2 part[kScoreKeyWarps][kHeadsPerCta];  // per key half: the tile's partial (m, d); after
-                                              // the last tile, part[0] holds each head's (m, d)
-  float rescale[kHeadsPerCta];              // exp(m_old - m_new) of the tile, per head
+// Every piece of the kernel's shared memory (STYLE.md T3). 230,400 bytes.
+struct alignas(kSwizzleAtomBytes) SharedStorage {
+  Chunk q[kChunks];                 // the CTA's 64 queries, bf16, 9 column chunks
+  Chunk kv[kStages][kChunks];       // cache tiles: keys; values = chunks 0..7
+  Chunk p;                          // P of the tile, bf16 (warpgroup 1's A operand)
+  float rescale[kHeadsPerCta];      // 2^(m - m') of the tile, per head
+  float2 row_state[kHeadsPerCta];   // (m, d) per head after a piece's last tile (base 2)
+  uint64_t full[kStages];           // the stage's tile has landed (TMA transaction count)
+  uint64_t empty[kStages];          // warpgroup 0 is done with the stage
 };
-static_assert(sizeof(SharedStorage) <= 232448, "more than an H100 block's shared memory");
+constexpr int kSmemBytes = sizeof(SharedStorage) + kSwizzleAtomBytes;  // + alignment slack
+static_assert(kSmemBytes <= 232448, "more than an H100 block's shared memory");
 
-// Element offset of (row, col) in a swizzled Row: 16-byte chunk c of row r sits at c ^ (r % 8).
-__device__ __forceinline__ int Swizzle(int row, int col) {
-  return ((col / kChunk) ^ (row % kSwizzleRows)) * kChunk + col % kChunk;
-}
-
-// Where the split results go when the plan has several splits (else unused).
-struct SplitArgs {
-  int64_t keys_per_split = 0;
-  int64_t num_splits = 1;
-  int64_t tokens = 0;
-  float* partial_out = nullptr;     // [num_splits, tokens, heads, 512]
-  float2* partial_state = nullptr;  // [num_splits, tokens, heads]: (m, d)
+struct KernelArgs {
+  MlaDecodeParams p;
+  float scale_log2 = 0.0f;            // softmax_scale * log2(e)
+  float* partial_out = nullptr;       // [slots, heads, 512]; null when nothing is cut
+  float2* partial_state = nullptr;    // [slots, heads]: (m, d)
 };
 
-// The CTA's share of the work: one query row, 64 heads, one range of keys.
-struct CtaWork {
-  int64_t token = 0;
+// One token's tiles within a lane.
+struct Piece {
+  int32_t token = 0;
+  int32_t tile_begin = 0;
+  int32_t tile_end = 0;
+  int32_t num_keys = 0;    // keys the row attends to: 0 .. position
+  int32_t slot = 0;        // workspace slot when the token is cut
   int64_t seq = 0;
-  int head0 = 0;
-  int64_t key_begin = 0;  // a multiple of kKeysPerTile
-  int64_t key_end = 0;    // <= the row's position + 1
-  int num_tiles = 0;
+  bool whole = false;      // the piece covers all of the token's tiles
 };
 
-__device__ CtaWork LocateWork(const MlaDecodeParams& p, const SplitArgs& split) {
-  const int head_groups = static_cast<int>((p.dims.heads + kHeadsPerCta - 1) / kHeadsPerCta);
-  CtaWork w;
-  w.token = blockIdx.x / head_groups;
-  w.head0 = static_cast<int>(blockIdx.x % head_groups) * kHeadsPerCta;
-  // The row's sequence: the largest s with q_start[s] <= token (empty sequences skipped).
-  int64_t lo = 0;
-  int64_t hi = p.batch.num_seqs;
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (p.batch.q_start[mid] <= w.token) lo = mid; else hi = mid;
-  }
-  w.seq = lo;
-  const int64_t q_begin = p.batch.q_start[lo];
-  const int64_t q_len = p.batch.q_start[lo + 1] - q_begin;
-  const int64_t num_keys = p.batch.context_lens[lo] - q_len + (w.token - q_begin) + 1;
-  if (split.num_splits == 1) {
-    w.key_begin = 0;
-    w.key_end = num_keys;
-  } else {
-    w.key_begin = blockIdx.y * split.keys_per_split;
-    w.key_end = min(w.key_begin + split.keys_per_split, num_keys);
-  }
-  w.num_tiles = w.key_end > w.key_begin
-                    ? static_cast<int>((w.key_end - w.key_begin + kKeysPerTile - 1) / kKeysPerTile)
-                    : 0;
-  return w;
-}
-
-// Producer: q_abs rows of heads head0 .. head0 + 63 -> bf16 in smem.q (zeros past `heads`).
-__device__ void LoadQueries(const MlaDecodeParams& p, const CtaWork& w, SharedStorage& smem) {
-  constexpr int kVecsPerRow = kDCache / 4;  // float4s
-  for (int idx = threadIdx.x; idx < kHeadsPerCta * kVecsPerRow; idx += kThreads) {
-    const int row = idx / kVecsPerRow;
-    const int col = (idx % kVecsPerRow) * 4;
-    const int64_t head = w.head0 + row;
-    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (head < p.dims.heads) {
-      v = *reinterpret_cast<const float4*>(p.q_abs + (w.token * p.dims.heads + head) * kDCache + col);
-    }
-    *reinterpret_cast<uint2*>(&smem.q[row][Swizzle(row, col)]) =
-        make_uint2(warp::PackBf16(v.x, v.y), warp::PackBf16(v.z, v.w));
-  }
-}
-
-// Producer: cache tile `tile` of the CTA's key range -> dst, asynchronously (16-byte copies,
-// coalesced: a cache block is contiguous). Rows of keys past key_end are zero-filled.
-__device__ void LoadCacheTile(const MlaDecodeParams& p, const CtaWork& w, int tile, Row* dst) {
-  const int64_t key0 = w.key_begin + static_cast<int64_t>(tile) * kKeysPerTile;
-  const int64_t valid = w.key_end - key0;
-  const int64_t block =
-      p.batch.block_tables[w.seq * p.batch.max_blocks_per_seq + key0 / kKeysPerTile];
-  const __nv_bfloat16* src =
-      reinterpret_cast<const __nv_bfloat16*>(p.cache.data) + block * kKeysPerTile * kDCache;
-  for (int idx = threadIdx.x; idx < kKeysPerTile * kChunksPerRow; idx += kThreads) {
-    const int key = idx / kChunksPerRow;
-    const int col = (idx % kChunksPerRow) * kChunk;
-    thread::CopyAsync16(&dst[key][Swizzle(key, col)], src + key * kDCache + col, key < valid);
-  }
-}
-
-}  // namespace
-
-// The kernel's warp-level steps sit beside the primitives of warp_mma.cuh (namespace warp).
-// Lane l holds, of each 16-row m-tile, rows g = l / 4 and g + 8 (r = 0, 1), and of each 8-column
-// n-tile, columns 2t and 2t + 1, t = l % 4.
 namespace warp {
 
-// Step 1: S[16 x 32] = Q[row0 .. row0+15, :] K[key0 .. key0+31, :]^T over the 576-wide keys.
-__device__ __forceinline__ void ComputeScores(const Row* q, const Row* kv, int row0, int key0,
-                                              int lane, float (&s)[kScoreTiles][4]) {
+// The sequence owning query row `token`: the largest s with q_start[s] <= token (empty
+// sequences skipped). Warp-collective: 32 lanes test 256 sequences per round of loads.
+__device__ __forceinline__ int64_t FindSequence(const RaggedBatch& b, int32_t token) {
+  constexpr int kPerLane = 8;
+  const int lane = threadIdx.x % 32;
+  int64_t count = 0;
+  for (int64_t base = 1; base < b.num_seqs; base += 32 * kPerLane) {
+    bool le[kPerLane];
 #pragma unroll
-  for (int n = 0; n < kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-  const int q_row = row0 + lane % 16;                             // A: rows of matrices 0-1 | 2-3
-  const int q_col = (lane / 16) * 8;                              //    cols +0 | +8
-#pragma unroll 4
-  for (int k0 = 0; k0 < kDCache; k0 += kMmaK) {
-    uint32_t a[4];
-    LoadMatrixX4(a, &q[q_row][Swizzle(q_row, k0 + q_col)]);
-#pragma unroll
-    for (int n = 0; n < kScoreTiles; n += 2) {
-      // B: keys 8n + l % 8 (+8 for lanes 16..31), dims k0 (+8 for lanes 8..15, 24..31).
-      const int key = key0 + n * kMmaN + lane % 8 + (lane / 16) * 8;
-      uint32_t b[4];
-      LoadMatrixX4(b, &kv[key][Swizzle(key, k0 + ((lane / 8) % 2) * 8)]);
-      MmaBf16(s[n], a, b[0], b[1]);
-      MmaBf16(s[n + 1], a, b[2], b[3]);
+    for (int k = 0; k < kPerLane; ++k) {
+      const int64_t s = base + k * 32 + lane;
+      le[k] = s < b.num_seqs && b.q_start[s] <= token;
     }
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) count += __popc(__ballot_sync(0xffffffffu, le[k]));
   }
+  return count;
 }
 
-// Step 1 (end): s <- scale * s (-inf for keys >= valid), then this warp's partial state per row:
-// m_part = max s, s <- exp(s - m_part) (0 when the half holds no valid key), d_part = sum s.
-__device__ __forceinline__ void PartialSoftmax(float (&s)[kScoreTiles][4], int key0,
-                                               int64_t valid, float scale, int lane,
-                                               SoftmaxState (&part)[2]) {
-  const int t = lane % 4;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float m_part = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < kScoreTiles; ++n) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int key = key0 + n * kMmaN + 2 * t + e;
-        const float x = key < valid ? s[n][2 * r + e] * scale : -INFINITY;
-        s[n][2 * r + e] = x;
-        m_part = fmaxf(m_part, x);
-      }
+// The pieces of one lane in order (plan.h). Next() is warp-collective.
+class LaneWalk {
+ public:
+  __device__ __forceinline__ LaneWalk(const MlaDecodeSchedule& s, int lane) : lane_(lane) {
+    if (s.lanes_are_tokens) {
+      begin_ = {lane, 0};
+      end_ = {lane + 1, 0};
+    } else {
+      begin_ = s.lane_begin[lane];
+      end_ = s.lane_begin[lane + 1];
     }
-    m_part = QuadMax(m_part);
-    float d_part = 0.0f;
-#pragma unroll
-    for (int n = 0; n < kScoreTiles; ++n) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float w = m_part == -INFINITY ? 0.0f : expf(s[n][2 * r + e] - m_part);
-        s[n][2 * r + e] = w;
-        d_part += w;
-      }
-    }
-    part[r] = SoftmaxState{m_part, QuadSum(d_part)};
+    token_ = begin_.token;
   }
-}
 
-// Step 2: merge the tile's two partial states (key half 0, then 1) into the running state:
-//   (m, d) <- Merge(Merge((m, d), part_0), part_1),
-// so exp(s - m_new) = exp(s - m_part_c) * factor_c, factor_0 = theirs_0 * mine_1,
-// factor_1 = theirs_1, and O's rescale is mine_0 * mine_1. Returns this warp's factor per row.
-__device__ __forceinline__ void MergeTile(const float2 (*part)[kHeadsPerCta], int row0,
-                                          int key_half, int lane, SoftmaxState (&state)[2],
-                                          float (&factor)[2], float (&rescale)[2]) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row0 + lane / 4 + 8 * r;
-    const float2 half0 = part[0][row];
-    const float2 half1 = part[1][row];
-    const SoftmaxRescale f0 = state[r].Merge(SoftmaxState{half0.x, half0.y});
-    const SoftmaxRescale f1 = state[r].Merge(SoftmaxState{half1.x, half1.y});
-    factor[r] = key_half == 0 ? f0.theirs * f1.mine : f1.theirs;
-    rescale[r] = f0.mine * f1.mine;
+  __device__ __forceinline__ bool Next(const RaggedBatch& b, Piece& piece) {
+    if (token_ > end_.token || (token_ == end_.token && end_.tile == 0)) return false;
+    piece.token = token_;
+    piece.seq = FindSequence(b, token_);
+    const int32_t q_begin = b.q_start[piece.seq];
+    const int32_t q_len = b.q_start[piece.seq + 1] - q_begin;
+    piece.num_keys = b.context_lens[piece.seq] - q_len + (token_ - q_begin) + 1;
+    const int32_t tiles = (piece.num_keys + kKeysPerTile - 1) / kKeysPerTile;
+    piece.tile_begin = token_ == begin_.token ? begin_.tile : 0;
+    piece.tile_end = token_ == end_.token ? end_.tile : tiles;
+    piece.whole = piece.tile_begin == 0 && piece.tile_end == tiles;
+    piece.slot = 2 * lane_ + (token_ == begin_.token ? 0 : 1);
+    ++token_;
+    return true;
   }
-}
 
-// Step 2 (end): P = exp(s - m_new) in bf16 -> smem.p[row0 + g (+8)][key0 + 8n + 2t ..].
-__device__ __forceinline__ void StoreWeights(const float (&s)[kScoreTiles][4],
-                                             const float (&factor)[2], int row0, int key0,
-                                             int lane, PRow* p) {
-  const int g = lane / 4;
-  const int t = lane % 4;
-#pragma unroll
-  for (int n = 0; n < kScoreTiles; ++n) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      *reinterpret_cast<uint32_t*>(&p[row0 + g + 8 * r][key0 + n * kMmaN + 2 * t]) =
-          PackBf16(s[n][2 * r] * factor[r], s[n][2 * r + 1] * factor[r]);
-    }
-  }
-}
+ private:
+  int lane_;
+  int32_t token_ = 0;
+  MlaDecodeTilePos begin_, end_;
+};
 
-// Step 3: O[64 x 64] = O * rescale[row] + P[64 x 64] V[64 x col0 .. col0+63].
-__device__ __forceinline__ void AccumulateValues(const PRow* p, const Row* kv,
-                                                 const float* rescale, int col0, int lane,
-                                                 float (&o)[kRowTiles][kOutTiles][4]) {
-#pragma unroll
-  for (int m = 0; m < kRowTiles; ++m) {
-    const float lo = rescale[m * kMmaM + lane / 4];
-    const float hi = rescale[m * kMmaM + lane / 4 + 8];
-#pragma unroll
-    for (int n = 0; n < kOutTiles; ++n) {
-      o[m][n][0] *= lo;
-      o[m][n][1] *= lo;
-      o[m][n][2] *= hi;
-      o[m][n][3] *= hi;
+// The producer: issues the lane's tiles in order, tile i into stage i % 2 once warpgroup 0 has
+// released the tile that was there (warpgroup 1, whose first warp this is, calls IssueNext only
+// after its own product with that tile completed). Warp-collective; lane 0 issues.
+class TileProducer {
+ public:
+  __device__ __forceinline__ TileProducer(const CUtensorMap& cache_map, const KernelArgs& a,
+                                          const MlaDecodeSchedule& s, int lane_index,
+                                          SharedStorage& smem)
+      : map_(cache_map), batch_(a.p.batch), smem_(smem), walk_(s, lane_index) {}
+
+  // Issues the next tile of the lane, if any (9 TMA boxes of 64 x 64 onto full[stage]).
+  __device__ __forceinline__ void IssueNext() {
+    while (tile_ >= piece_.tile_end) {
+      if (done_ || !walk_.Next(batch_, piece_)) {
+        done_ = true;
+        return;
+      }
+      tile_ = piece_.tile_begin;
+      table_ = batch_.block_tables + piece_.seq * batch_.max_blocks_per_seq;
     }
-  }
+    if (threadIdx.x % 32 == 0) {
+      const int stage = it_ % kStages;
+      const int32_t row = table_[tile_] * kKeysPerTile;  // loaded while the stage drains
+      if (it_ >= kStages) thread::MbarrierWait(&smem_.empty[stage], ((it_ / kStages) + 1) & 1);
+      thread::MbarrierArriveExpectTx(&smem_.full[stage], kTileBytes);
 #pragma unroll
-  for (int k0 = 0; k0 < kKeysPerTile; k0 += kMmaK) {
-    // B = V: keys k0 + l % 8 (+8 for lanes 8..15, 24..31), cols +8 for lanes 16..31; .trans.
-    uint32_t b[kOutTiles / 2][4];
-    const int key = k0 + lane % 8 + ((lane / 8) % 2) * 8;
-#pragma unroll
-    for (int n = 0; n < kOutTiles; n += 2) {
-      LoadMatrixX4Trans(b[n / 2], &kv[key][Swizzle(key, col0 + n * kMmaN + (lane / 16) * 8)]);
-    }
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-      uint32_t a[4];  // A = P: rows 16m + l % 16, keys k0 (+8 for lanes 16..31)
-      LoadMatrixX4(a, &p[m * kMmaM + lane % 16][k0 + (lane / 16) * 8]);
-#pragma unroll
-      for (int n = 0; n < kOutTiles; n += 2) {
-        MmaBf16(o[m][n], a, b[n / 2][0], b[n / 2][1]);
-        MmaBf16(o[m][n + 1], a, b[n / 2][2], b[n / 2][3]);
+      for (int c = 0; c < kChunks; ++c) {
+        thread::TmaLoad2d(smem_.kv[stage][c], &map_, c * kChunkCols, row, &smem_.full[stage]);
       }
     }
+    __syncwarp();  // reconverge before the warpgroup's next aligned barrier / wgmma
+    ++tile_;
+    ++it_;
   }
-}
 
-// Epilogue: one split -> out_latent = O / d and lse = m + ln d; several -> O and (m, d) to the
-// workspace. final_state[row] = (m, d) of each head; rows past `heads` are dropped.
-__device__ __forceinline__ void StoreOutput(const MlaDecodeParams& p, const SplitArgs& split,
-                                            const CtaWork& w, const float2* final_state,
-                                            int col0, int lane,
-                                            const float (&o)[kRowTiles][kOutTiles][4]) {
-  const bool one_split = split.num_splits == 1;
-#pragma unroll
-  for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = m * kMmaM + lane / 4 + 8 * r;
-      const int64_t head = w.head0 + row;
-      if (head >= p.dims.heads) continue;
-      const SoftmaxState state{final_state[row].x, final_state[row].y};
-      const int64_t out_row = w.token * p.dims.heads + head;
-      const float factor = one_split ? state.InverseSum() : 1.0f;
-      const int64_t slot = one_split ? out_row : blockIdx.y * split.tokens * p.dims.heads + out_row;
-      float* dst = (one_split ? p.out_latent : split.partial_out) + slot * kDLatent + col0;
-#pragma unroll
-      for (int n = 0; n < kOutTiles; ++n) {
-        *reinterpret_cast<float2*>(dst + n * kMmaN + 2 * (lane % 4)) =
-            make_float2(o[m][n][2 * r] * factor, o[m][n][2 * r + 1] * factor);
-      }
-      if (col0 == 0 && lane % 4 == 0) {
-        if (!one_split) {
-          split.partial_state[slot] = make_float2(state.m, state.d);
-        } else if (p.lse != nullptr) {
-          p.lse[out_row] = state.Lse();
-        }
-      }
-    }
-  }
-}
+ private:
+  const CUtensorMap& map_;
+  const RaggedBatch& batch_;
+  SharedStorage& smem_;
+  LaneWalk walk_;
+  Piece piece_;               // tile_end = 0 until the first Next
+  const int32_t* table_ = nullptr;
+  int32_t tile_ = 0;
+  int it_ = 0;
+  bool done_ = false;
+};
 
 }  // namespace warp
+
+namespace warpgroup {
+
+// Row of this thread's D / A fragments: r0 and r0 + 8 (warpgroup.cuh).
+__device__ __forceinline__ int FragmentRow(int r) {
+  const int t = threadIdx.x % kWarpgroupThreads;
+  return 16 * (t / 32) + (t % 32) / 4 + 8 * r;
+}
+
+// Byte offset of 16-byte piece `piece` of row `row` in a swizzled chunk.
+__device__ __forceinline__ uint32_t SwizzledOffset(int row, int piece) {
+  return row * kSwizzleBytes + ((piece ^ (row % kSwizzleRows)) * 16);
+}
+
+// q_abs rows of heads 64 g .. 64 g + 63 of `token` -> bf16 in smem.q (zeros past `heads`).
+// Loads first, in batches of kBatch float4 per thread, then the converted stores: the compiler
+// may not move a global load above a store through a generic pointer, so a load-convert-store
+// loop runs one load at a time (run 5: ~50 us per query tile).
+__device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, int32_t token, int group,
+                                            SharedStorage& smem) {
+  constexpr int kVecsPerRow = kDCache / 4;  // float4s
+  constexpr int kVecs = kHeadsPerCta * kVecsPerRow / kWarpgroupThreads;  // 72 per thread
+  constexpr int kBatch = 24;
+  static_assert(kVecs % kBatch == 0, "whole batches");
+  const int t = threadIdx.x % kWarpgroupThreads;
+  const float* q_abs = p.q_abs;
+  unsigned char* q_bytes = reinterpret_cast<unsigned char*>(smem.q);
+#pragma unroll 1
+  for (int b = 0; b < kVecs; b += kBatch) {
+    float4 v[kBatch];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      const int idx = t + (b + i) * kWarpgroupThreads;
+      const int row = idx / kVecsPerRow;
+      const int64_t head = int64_t{group} * kHeadsPerCta + row;
+      v[i] = head < p.dims.heads
+                 ? __ldg(reinterpret_cast<const float4*>(
+                       q_abs + (token * p.dims.heads + head) * kDCache + (idx % kVecsPerRow) * 4))
+                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      const int idx = t + (b + i) * kWarpgroupThreads;
+      const int row = idx / kVecsPerRow;
+      const int col = (idx % kVecsPerRow) * 4;
+      const uint32_t offset = (col / kChunkCols) * kChunkBytes +
+                              SwizzledOffset(row, (col % kChunkCols) / 8) + (col % 8) * 2;
+      *reinterpret_cast<uint2*>(q_bytes + offset) = make_uint2(
+          mla_decode::warp::PackBf16(v[i].x, v[i].y), mla_decode::warp::PackBf16(v[i].z, v[i].w));
+    }
+  }
+}
+
+// S[64 x 64] = Q[64 x 576] K[64 x 576]^T: 36 K steps over the 9 chunks of Q and of the tile.
+__device__ __forceinline__ void ComputeScores(const SharedStorage& smem, int stage,
+                                              float (&s)[kScoreRegs]) {
+  const uint64_t q_desc = Descriptor(SharedAddress(smem.q), 16, kSwizzleAtomBytes);
+  const uint64_t k_desc = Descriptor(SharedAddress(smem.kv[stage]), 16, kSwizzleAtomBytes);
+  Fence();
+#pragma unroll
+  for (int k = 0; k < kDCache / kMmaK; ++k) {
+    const uint32_t offset = (k / 4) * kChunkBytes + (k % 4) * kMmaK * 2;  // bytes
+    MmaSs64x64(s, q_desc + (offset >> 4), k_desc + (offset >> 4), k > 0);
+  }
+  Commit();
+  Wait<0>();
+  FenceRegisters(s);
+}
+
+// Online softmax of one tile, base 2: s <- 2^(s scale log2e - m') (0 for keys >= valid);
+// m <- m' = max(m, row max); d <- d 2^(m - m') + this thread's share of the row sums.
+// Returns 2^(m - m') per row in alpha. m and alpha are the same in the 4 lanes of a row.
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid, float scale_log2,
+                                              float (&m)[2], float (&d)[2], float (&alpha)[2]) {
+  const int quad_col = 2 * (threadIdx.x % 4);
+  float row_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int e = 0; e < kScoreRegs; ++e) {
+    const int key = 8 * (e / 4) + quad_col + e % 2;
+    s[e] = key < valid ? s[e] * scale_log2 : -INFINITY;
+    row_max[(e / 2) % 2] = fmaxf(row_max[(e / 2) % 2], s[e]);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float m_new = fmaxf(m[r], mla_decode::warp::QuadMax(row_max[r]));
+    alpha[r] = thread::Exp2(m[r] - m_new);  // 0 on the first tile (m = -inf)
+    m[r] = m_new;
+    d[r] *= alpha[r];
+  }
+#pragma unroll
+  for (int e = 0; e < kScoreRegs; ++e) {
+    const int r = (e / 2) % 2;
+    s[e] = thread::Exp2(s[e] - m[r]);
+    d[r] += s[e];
+  }
+}
+
+// O <- O * alpha[row] (skipped when every row of the warp keeps its max).
+__device__ __forceinline__ void RescaleOutput(float (&o)[kOutRegs], const float (&alpha)[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) return;
+#pragma unroll
+  for (int e = 0; e < kOutRegs; ++e) o[e] *= alpha[(e / 2) % 2];
+}
+
+// Rows valid .. 63 of the tile's value chunks <- 0 (their slots may hold anything, even NaN).
+__device__ __forceinline__ void ZeroInvalidValueRows(SharedStorage& smem, int stage, int valid) {
+  unsigned char* tile = reinterpret_cast<unsigned char*>(smem.kv[stage]);
+  constexpr int kPiecesPerRow = 2 * kValueChunks * kSwizzleBytes / 16;  // 64 pieces of 16 bytes
+  for (int idx = threadIdx.x % kWarpgroupThreads; idx < (kKeysPerTile - valid) * kPiecesPerRow;
+       idx += kWarpgroupThreads) {
+    const int row = valid + idx / kPiecesPerRow;
+    const int chunk = (idx % kPiecesPerRow) / 8;
+    *reinterpret_cast<uint4*>(tile + chunk * kChunkBytes + row * kSwizzleBytes + (idx % 8) * 16) =
+        make_uint4(0, 0, 0, 0);
+  }
+}
+
+// P (bf16) -> smem.p, row-major over keys, swizzled (a K-major wgmma operand).
+__device__ __forceinline__ void StoreWeights(const float (&s)[kScoreRegs], SharedStorage& smem) {
+  unsigned char* p_bytes = reinterpret_cast<unsigned char*>(smem.p);
+  const int quad = threadIdx.x % 4;
+#pragma unroll
+  for (int i = 0; i < kKeysPerTile / 8; ++i) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = FragmentRow(r);
+      *reinterpret_cast<uint32_t*>(p_bytes + SwizzledOffset(row, i) + 4 * quad) =
+          mla_decode::warp::PackBf16(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]);
+    }
+  }
+}
+
+// O[64 x 256] += P[64 x 64] V[64 x 256] with P from registers (warpgroup 0, value chunks 0-3).
+__device__ __forceinline__ void AccumulateValuesFromRegisters(const float (&s)[kScoreRegs],
+                                                              const SharedStorage& smem, int stage,
+                                                              float (&o)[kOutRegs]) {
+  uint32_t a[kKeysPerTile / kMmaK][4];  // D elements 8k .. 8k + 7 = A registers of K step k
+#pragma unroll
+  for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) a[k][j] = mla_decode::warp::PackBf16(s[8 * k + 2 * j], s[8 * k + 2 * j + 1]);
+  }
+  const uint64_t v_desc = Descriptor(SharedAddress(smem.kv[stage][0]), kChunkBytes, kSwizzleAtomBytes);
+  FenceRegisters(o);
+  Fence();
+#pragma unroll
+  for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
+    MmaRs64x256(o, a[k], v_desc + ((k * kMmaK * kSwizzleBytes) >> 4), 1);
+  }
+  Commit();
+}
+
+// O[64 x 256] += P[64 x 64] V[64 x 256] with P from smem.p (warpgroup 1, value chunks 4-7).
+__device__ __forceinline__ void AccumulateValuesFromShared(const SharedStorage& smem, int stage,
+                                                           float (&o)[kOutRegs]) {
+  const uint64_t p_desc = Descriptor(SharedAddress(smem.p), 16, kSwizzleAtomBytes);
+  const uint64_t v_desc =
+      Descriptor(SharedAddress(smem.kv[stage][kValueChunks]), kChunkBytes, kSwizzleAtomBytes);
+  FenceRegisters(o);
+  Fence();
+#pragma unroll
+  for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
+    MmaSs64x256(o, p_desc + ((k * kMmaK * 2) >> 4), v_desc + ((k * kMmaK * kSwizzleBytes) >> 4), 1);
+  }
+  Commit();
+  Wait<0>();
+  FenceRegisters(o);
+}
+
+// Epilogue of a piece for this warpgroup's 256 columns: a whole piece writes out = O / d (and
+// lse, by warpgroup 0); a cut one writes O and (m, d) (natural log units) to its slot.
+__device__ __forceinline__ void StoreOutput(const KernelArgs& a, const Piece& piece, int group, int col0,
+                            const float (&o)[kOutRegs], const float2 (&state)[2], bool write_state) {
+  const MlaDecodeParams& p = a.p;
+  const int quad = threadIdx.x % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t head = int64_t{group} * kHeadsPerCta + FragmentRow(r);
+    if (head >= p.dims.heads) continue;
+    const float m = state[r].x * kLn2;  // base 2 -> natural log units
+    const float d = state[r].y;
+    const int64_t row = piece.whole ? piece.token * p.dims.heads + head
+                                    : int64_t{piece.slot} * p.dims.heads + head;
+    const float factor = piece.whole ? 1.0f / d : 1.0f;
+    float* dst = (piece.whole ? p.out_latent : a.partial_out) + row * kDLatent + col0 + 2 * quad;
+#pragma unroll
+    for (int i = 0; i < kOutRegs / 4; ++i) {
+      *reinterpret_cast<float2*>(dst + 8 * i) =
+          make_float2(o[4 * i + 2 * r] * factor, o[4 * i + 2 * r + 1] * factor);
+    }
+    if (write_state && quad == 0) {
+      if (!piece.whole) {
+        a.partial_state[row] = make_float2(m, d);
+      } else if (p.lse != nullptr) {
+        p.lse[row] = m + logf(d);
+      }
+    }
+  }
+}
+
+// Warpgroup 0: scores, softmax, P handoff, left half of O.
+__device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const MlaDecodeSchedule& s,
+                                   int lane_index, int group, SharedStorage& smem) {
+  const int t = threadIdx.x;
+  mla_decode::warp::LaneWalk walk(s, lane_index);
+  Piece piece;
+  int it = 0;
+  float o[kOutRegs];
+  while (walk.Next(a.p.batch, piece)) {
+    LoadQueries(a.p, piece.token, group, smem);   // the previous piece's last S is complete
+    thread::FenceProxyAsync();
+    cta::NamedBarrierSync(kBarScoreGroup, kWarpgroupThreads);
+    float m[2] = {-INFINITY, -INFINITY}, d[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int e = 0; e < kOutRegs; ++e) o[e] = 0.0f;
+    for (int tile = piece.tile_begin; tile < piece.tile_end; ++tile, ++it) {
+      const int stage = it % kStages;
+      Wait<0>();  // O += P V of the previous tile is done (unconditional: a wait in a branch
+                  // makes ptxas serialise every wgmma)
+      if (it > 0 && t == 0) thread::MbarrierArrive(&smem.empty[(it - 1) % kStages]);
+      __syncwarp();
+      thread::MbarrierWait(&smem.full[stage], (it / kStages) & 1);
+      float sc[kScoreRegs];
+      ComputeScores(smem, stage, sc);                                  // S = Q K^T
+      const int valid = min(kKeysPerTile, piece.num_keys - tile * kKeysPerTile);
+      float alpha[2];
+      OnlineSoftmax(sc, valid, a.scale_log2, m, d, alpha);             // P = 2^(S - m')
+      if (valid < kKeysPerTile) {                                      // V rows past the context
+        ZeroInvalidValueRows(smem, stage, valid);
+        thread::FenceProxyAsync();
+        cta::NamedBarrierSync(kBarScoreGroup, kWarpgroupThreads);
+      }
+      RescaleOutput(o, alpha);                                         // O = O 2^(m - m')
+      if (it > 0) cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads); // warpgroup 1 read P
+      StoreWeights(sc, smem);
+      const bool last = tile + 1 == piece.tile_end;  // (m, d) of the piece for warpgroup 1
+      const float d_row[2] = {last ? mla_decode::warp::QuadSum(d[0]) : 0.0f,
+                              last ? mla_decode::warp::QuadSum(d[1]) : 0.0f};
+      if (t % 4 == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          smem.rescale[FragmentRow(r)] = alpha[r];
+          if (last) smem.row_state[FragmentRow(r)] = make_float2(m[r], d_row[r]);
+        }
+      }
+      thread::FenceProxyAsync();
+      cta::NamedBarrierArrive(kBarPFull, kConsumerThreads);
+      AccumulateValuesFromRegisters(sc, smem, stage, o);               // O += P V[:, :256]
+    }
+    Wait<0>();
+    FenceRegisters(o);
+    const float2 state[2] = {make_float2(m[0], mla_decode::warp::QuadSum(d[0])),
+                             make_float2(m[1], mla_decode::warp::QuadSum(d[1]))};
+    StoreOutput(a, piece, group, 0, o, state, /*write_state=*/true);
+  }
+  cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads);  // matches warpgroup 1's last arrival
+}
+
+// Warpgroup 1: right half of O, with P and the rescale factors from warpgroup 0; its first
+// warp also produces the tiles.
+__device__ __forceinline__ void RightValues(const CUtensorMap& cache_map, const KernelArgs& a,
+                                            const MlaDecodeSchedule& s, int lane_index, int group,
+                                            SharedStorage& smem) {
+  const bool producer = threadIdx.x / 32 == kProducerWarp;
+  mla_decode::warp::TileProducer tiles(cache_map, a, s, lane_index, smem);
+  if (producer) {  // fill both stages
+    tiles.IssueNext();
+    tiles.IssueNext();
+  }
+  mla_decode::warp::LaneWalk walk(s, lane_index);
+  Piece piece;
+  int it = 0;
+  float o[kOutRegs];
+  while (walk.Next(a.p.batch, piece)) {
+#pragma unroll
+    for (int e = 0; e < kOutRegs; ++e) o[e] = 0.0f;
+    float2 state[2];
+    for (int tile = piece.tile_begin; tile < piece.tile_end; ++tile, ++it) {
+      const int stage = it % kStages;
+      cta::NamedBarrierSync(kBarPFull, kConsumerThreads);              // P of this tile
+      const float alpha[2] = {smem.rescale[FragmentRow(0)], smem.rescale[FragmentRow(1)]};
+      RescaleOutput(o, alpha);                                         // O = O 2^(m - m')
+      if (tile + 1 == piece.tile_end) {
+        state[0] = smem.row_state[FragmentRow(0)];
+        state[1] = smem.row_state[FragmentRow(1)];
+      }
+      thread::MbarrierWait(&smem.full[stage], (it / kStages) & 1);
+      AccumulateValuesFromShared(smem, stage, o);                      // O += P V[:, 256:]
+      cta::NamedBarrierArrive(kBarPEmpty, kConsumerThreads);
+      if (producer) tiles.IssueNext();  // tile it + 2 into this stage, once warpgroup 0 is done
+    }
+    StoreOutput(a, piece, group, kValueCols, o, state, /*write_state=*/false);
+  }
+}
+
+}  // namespace warpgroup
 
 namespace {
 
 __global__ void __launch_bounds__(kThreads, 1)
-    MlaDecodeSplitKvKernel(const MlaDecodeParams p, const SplitArgs split) {
-  extern __shared__ __align__(128) unsigned char smem_bytes[];
-  SharedStorage& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
-  const CtaWork w = LocateWork(p, split);
-  const int lane = threadIdx.x % 32;
-  const int warp_id = threadIdx.x / 32;
-  const int row0 = (warp_id % kScoreRowWarps) * kMmaM;      // scores: 16 heads
-  const int key_half = warp_id / kScoreRowWarps;            //         and 32 keys of the tile
-  const int key0 = key_half * kKeysPerScoreWarp;
-  const int col0 = warp_id * kColsPerWarp;                  // values: 64 latent columns
-
-  if (w.num_tiles > 0) {
-    LoadCacheTile(p, w, 0, smem.kv[0]);
-    thread::CopyAsyncCommit();
-  }
-  LoadQueries(p, w, smem);
-
-  SoftmaxState state[2];  // heads row0 + g and row0 + g + 8 (identical in both key halves)
-  float o[kRowTiles][kOutTiles][4];
-#pragma unroll
-  for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-    for (int n = 0; n < kOutTiles; ++n) o[m][n][0] = o[m][n][1] = o[m][n][2] = o[m][n][3] = 0.0f;
-  }
-
-  for (int tile = 0; tile < w.num_tiles; ++tile) {
-    thread::CopyAsyncWait<0>();  // this tile is the only copy in flight
-    __syncthreads();  // the tile (and the queries) are visible; the previous tile is consumed
-    if (tile + 1 < w.num_tiles) {  // prefetch the next tile into the other stage
-      LoadCacheTile(p, w, tile + 1, smem.kv[(tile + 1) % kStages]);
-      thread::CopyAsyncCommit();
+    MlaDecodeSplitKvKernel(const __grid_constant__ CUtensorMap cache_map,
+                           const __grid_constant__ KernelArgs args,
+                           const __grid_constant__ MlaDecodeSchedule schedule) {
+  extern __shared__ unsigned char smem_raw[];
+  const uintptr_t base = reinterpret_cast<uintptr_t>(smem_raw);
+  SharedStorage& smem = *reinterpret_cast<SharedStorage*>(
+      (base + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes * kSwizzleAtomBytes);
+  const int lane_index = blockIdx.x / schedule.head_groups;
+  const int group = blockIdx.x % schedule.head_groups;
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < kStages; ++i) {
+      thread::MbarrierInit(&smem.full[i], 1);   // the producer's arrive (+ the TMA bytes)
+      thread::MbarrierInit(&smem.empty[i], 1);  // warpgroup 0 is done with the stage
     }
-    const Row* kv = smem.kv[tile % kStages];
-    const int64_t valid = w.key_end - (w.key_begin + static_cast<int64_t>(tile) * kKeysPerTile);
-
-    float s[kScoreTiles][4];
-    SoftmaxState part[2];
-    warp::ComputeScores(smem.q, kv, row0, key0, lane, s);                 // S = Q K^T
-    warp::PartialSoftmax(s, key0, valid, p.softmax_scale, lane, part);    // (m, d) of 32 keys
-    if (lane % 4 == 0) {
-      smem.part[key_half][row0 + lane / 4] = make_float2(part[0].m, part[0].d);
-      smem.part[key_half][row0 + lane / 4 + 8] = make_float2(part[1].m, part[1].d);
-    }
-    __syncthreads();  // both key halves' partial states are visible
-
-    float factor[2], rescale[2];
-    warp::MergeTile(smem.part, row0, key_half, lane, state, factor, rescale);  // (m, d) update
-    warp::StoreWeights(s, factor, row0, key0, lane, smem.p);                  // P = e^(S - m)
-    if (key_half == 0 && lane % 4 == 0) {
-      smem.rescale[row0 + lane / 4] = rescale[0];
-      smem.rescale[row0 + lane / 4 + 8] = rescale[1];
-    }
-    __syncthreads();  // P and the rescale factors are visible
-
-    warp::AccumulateValues(smem.p, kv, smem.rescale, col0, lane, o);      // O = O e^(m-m') + P V
+    thread::FenceBarrierInit();
   }
-
-  __syncthreads();  // every warp is done reading smem.part
-  if (key_half == 0 && lane % 4 == 0) {
-    smem.part[0][row0 + lane / 4] = make_float2(state[0].m, state[0].d);
-    smem.part[0][row0 + lane / 4 + 8] = make_float2(state[1].m, state[1].d);
+  __syncthreads();
+  if (threadIdx.x < kWarpgroupThreads) {
+    warpgroup::ScoreAndLeftValues(args, schedule, lane_index, group, smem);
+  } else {
+    warpgroup::RightValues(cache_map, args, schedule, lane_index, group, smem);
   }
-  __syncthreads();  // every head's final (m, d) is visible
-  warp::StoreOutput(p, split, w, smem.part[0], col0, lane, o);
 }
 
 bool Aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -403,21 +522,62 @@ absl::Status Validate(const MlaDecodeParams& params, const MlaDecodePlan& plan,
     return absl::InvalidArgumentError(absl::StrCat("MlaDecodeAttention: plan.heads is ",
                                                    plan.heads, " but dims.heads is ", dims.heads));
   }
-  if (plan.num_splits < 1 || plan.num_splits > 65535 ||
-      (plan.num_splits > 1 && (plan.keys_per_split <= 0 || plan.keys_per_split % kKeysPerTile))) {
+  if (plan.schedule.head_groups != (dims.heads + kHeadsPerCta - 1) / kHeadsPerCta ||
+      plan.schedule.num_lanes < 0 || (!plan.schedule.lanes_are_tokens && plan.schedule.num_lanes > kMaxLanes)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: plan.num_splits must be in [1, 65535] and plan.keys_per_split a "
-        "positive multiple of ", kKeysPerTile, ", got ", plan.num_splits, " and ",
-        plan.keys_per_split));
+        "MlaDecodeAttention: plan.schedule must have ceil(heads / ", kHeadsPerCta,
+        ") head groups and at most ", kMaxLanes, " lanes, got ", plan.schedule.head_groups,
+        " and ", plan.schedule.num_lanes));
   }
-  if (plan.num_splits > 1 && (workspace == nullptr || !Aligned16(workspace))) {
+  if (plan.workspace_bytes > 0 && (workspace == nullptr || !Aligned16(workspace))) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: the plan has ", plan.num_splits,
-        " splits and needs a 16-byte aligned workspace of ", plan.workspace_bytes, " bytes"));
+        "MlaDecodeAttention: the plan cuts ", plan.cuts.num_cuts,
+        " tokens and needs a 16-byte aligned workspace of ", plan.workspace_bytes, " bytes"));
   }
   if (!Aligned16(params.q_abs) || !Aligned16(params.cache.data) || !Aligned16(params.out_latent)) {
     return absl::InvalidArgumentError(
         "MlaDecodeAttention: q_abs, cache.data and out_latent must be 16-byte aligned");
+  }
+  if (params.cache.num_blocks <= 0 || params.cache.num_blocks > (int64_t{1} << 31) / kKeysPerTile) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlaDecodeAttention: cache.num_blocks must be in [1, 2^31 / ", kKeysPerTile, "], got ",
+        params.cache.num_blocks));
+  }
+  return absl::OkStatus();
+}
+
+// The cache as a 2-D tensor [num_blocks * 64 rows, 576] bf16 for TMA, in 64 x 64 boxes that
+// land 128-byte swizzled. The driver's encoder is reached through the runtime (no -lcuda).
+absl::Status EncodeCacheMap(const LatentCache& cache, CUtensorMap* map) {
+  using EncodeFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static const EncodeFn encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      return static_cast<EncodeFn>(nullptr);
+    }
+    return reinterpret_cast<EncodeFn>(fn);
+  }();
+  if (encode == nullptr) {
+    return absl::InternalError("MlaDecodeAttention: cuTensorMapEncodeTiled is not available");
+  }
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(kDCache),
+                              static_cast<cuuint64_t>(cache.num_blocks * kKeysPerTile)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(kDCache) * sizeof(bf16)};
+  const cuuint32_t box[2] = {kChunkCols, kKeysPerTile};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, cache.data, dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    return absl::InternalError(absl::StrCat("MlaDecodeAttention: cuTensorMapEncodeTiled failed (",
+                                            static_cast<int>(r), ")"));
   }
   return absl::OkStatus();
 }
@@ -429,25 +589,32 @@ absl::Status MlaDecodeAttention(const MlaDecodeParams& params, const MlaDecodePl
                                 void* workspace, cudaStream_t stream) {
   using namespace mla_decode;  // NOLINT: the kernel's own constants
   if (absl::Status s = Validate(params, plan, workspace); !s.ok()) return s;
-  if (plan.tokens == 0) return absl::OkStatus();
+  if (plan.tokens == 0 || plan.schedule.num_lanes == 0) return absl::OkStatus();
 
-  SplitArgs split;
-  split.keys_per_split = plan.keys_per_split;
-  split.num_splits = plan.num_splits;
-  split.tokens = plan.tokens;
-  if (plan.num_splits > 1) {
-    split.partial_out = static_cast<float*>(workspace);
-    split.partial_state = reinterpret_cast<float2*>(split.partial_out + plan.partial_out_floats());
+  CUtensorMap cache_map;
+  if (absl::Status s = EncodeCacheMap(params.cache, &cache_map); !s.ok()) return s;
+  KernelArgs args;
+  args.p = params;
+  args.scale_log2 = params.softmax_scale * kLog2e;
+  if (plan.workspace_bytes > 0) {
+    args.partial_out = static_cast<float*>(workspace);
+    args.partial_state = reinterpret_cast<float2*>(args.partial_out + plan.partial_out_floats());
   }
-  const int64_t head_groups = (params.dims.heads + kHeadsPerCta - 1) / kHeadsPerCta;
-  const dim3 grid(static_cast<unsigned>(plan.tokens * head_groups),
-                  static_cast<unsigned>(plan.num_splits));
-  constexpr int kSmemBytes = sizeof(SharedStorage);
-  MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(params, split);
+  const dim3 grid(static_cast<unsigned>(int64_t{plan.schedule.num_lanes} * plan.schedule.head_groups));
+  // The shared-memory opt-in once per device (a driver call per launch is host time that an
+  // eager caller would see).
+  static std::atomic<uint64_t> configured_devices{0};
+  int device = 0;
+  MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device % 64);
+  if ((configured_devices.load(std::memory_order_acquire) & bit) == 0) {
+    MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+        MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+    configured_devices.fetch_or(bit, std::memory_order_release);
+  }
+  MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(cache_map, args, plan.schedule);
   if (absl::Status s = LaunchStatus("MlaDecodeSplitKvKernel"); !s.ok()) return s;
-  if (plan.num_splits == 1) return absl::OkStatus();
+  if (plan.cuts.num_cuts == 0) return absl::OkStatus();
   return MlaDecodeCombine(plan, workspace, params.out_latent, params.lse, stream);
 }
 
