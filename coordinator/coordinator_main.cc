@@ -30,6 +30,9 @@ ABSL_FLAG(int64_t, max_waiting, 1024, "queued requests at most; beyond: RESOURCE
 ABSL_FLAG(int, max_message_mb, 64, "largest request message read, in MiB");
 ABSL_FLAG(double, drain_grace_s, 30, "on SIGTERM, seconds live requests get to finish");
 ABSL_FLAG(double, worker_wait_s, 60, "log the missing ranks after this many seconds");
+ABSL_FLAG(int, http_port, -1,
+          "HTTP port (OpenAI API, /metrics, /health, /ready); 0 = pick a free one and print "
+          "\"http listening on PORT\" after the gRPC line; -1 = no HTTP");
 ABSL_FLAG(double, heartbeat_timeout_s, 20, "a worker silent this long has failed");
 ABSL_FLAG(double, step_timeout_s, 60, "a step not answered within this fails the group");
 
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
   options.engine.scheduler.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.engine.step_timeout = absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s));
   options.drain_grace = absl::Seconds(absl::GetFlag(FLAGS_drain_grace_s));
+  options.http_port = absl::GetFlag(FLAGS_http_port);
 
   auto server = mla::coordinator::CoordinatorServer::Start(options);
   if (!server.ok()) {
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("listening on %d\n", (*server)->port());
+  if ((*server)->http_port() >= 0) std::printf("http listening on %d\n", (*server)->http_port());
   std::fflush(stdout);
 
   int signal_number = 0;

@@ -53,6 +53,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   s->inference_ = std::make_unique<InferenceService>(
       &s->model_, options.hub.tp_size, options.hub.pp_size, s->engine_.get(), s->hub_.get());
 
+  if (absl::Status st = s->StartText(); !st.ok()) return st;
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -68,6 +70,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
   s->SetServing(false);
+  if (absl::Status st = s->StartHttp(); !st.ok()) return st;
   s->hub_->Start();
   s->engine_->Start();
   Log(absl::StrFormat("%s: %d layers, vocab %d, context %d; waiting for %d workers (tp=%d x "
@@ -102,6 +105,7 @@ void CoordinatorServer::Drain() {
   }
   const int left = hub_->ShutdownWorkers("the coordinator is draining", options_.worker_shutdown);
   if (left > 0) Log(absl::StrCat(left, " workers did not acknowledge Shutdown"));
+  if (http_ != nullptr) http_->Stop();
   engine_->Stop();
   hub_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/engine.h"
+#include "coordinator/http_server.h"
 #include "coordinator/inference_service.h"
 #include "coordinator/model_card.h"
 #include "coordinator/rendezvous_store.h"
@@ -35,6 +36,7 @@ struct ServerOptions {
   EngineOptions engine;                             // scheduler limits (model limits filled in)
   absl::Duration drain_grace = absl::Seconds(30);   // live requests get this long on Drain
   absl::Duration worker_shutdown = absl::Seconds(10);  // for ShutdownAcks on Drain
+  int http_port = -1;  // HTTP API, /metrics, /health, /ready: 0 = any free port, -1 = none
 };
 
 class CoordinatorServer {
@@ -45,6 +47,7 @@ class CoordinatorServer {
   ~CoordinatorServer();  // Drain() if not done
 
   int port() const { return port_; }
+  int http_port() const { return http_ == nullptr ? -1 : http_->port(); }
   const ModelCard& model() const { return model_; }
 
   void Drain();
@@ -52,6 +55,8 @@ class CoordinatorServer {
  private:
   CoordinatorServer() = default;
   void SetServing(bool serving);
+  absl::Status StartText();  // coordinator_http.cc: the tokenizer, if the checkpoint has one
+  absl::Status StartHttp();  // coordinator_http.cc: the HTTP port, if asked for
 
   ServerOptions options_;
   ModelCard model_;
@@ -62,6 +67,9 @@ class CoordinatorServer {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Tokenizer> tokenizer_;  // null if the checkpoint has no tokenizer.json
+  ServingMetrics metrics_;
+  std::unique_ptr<HttpServer> http_;      // null unless options.http_port >= 0
 };
 
 }  // namespace mla::coordinator

@@ -8,6 +8,39 @@
 namespace mla::coordinator {
 namespace {
 
+const char* FinishName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStopEos:
+      return "stop_eos";
+    case FinishReason::kStopToken:
+      return "stop_token";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kNone:
+      break;
+  }
+  return "";
+}
+
+// The request with prompt_text replaced by its tokens (bos first); FailedPrecondition without a
+// tokenizer.
+absl::StatusOr<v1::GenerateRequest> EncodePromptText(const v1::GenerateRequest& request,
+                                                     const Tokenizer* tokenizer) {
+  if (tokenizer == nullptr) {
+    return absl::FailedPreconditionError(
+        "this model has no tokenizer (no tokenizer.json in its checkpoint); send "
+        "prompt_token_ids");
+  }
+  v1::GenerateRequest encoded = request;
+  EncodeOptions options;
+  options.add_bos = true;
+  const std::vector<int32_t> ids = tokenizer->Encode(request.prompt_text(), options);
+  encoded.mutable_prompt_token_ids()->mutable_ids()->Assign(ids.begin(), ids.end());
+  return encoded;
+}
+
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
     case FinishReason::kStopEos:
@@ -27,16 +60,32 @@ v1::FinishReason ToProto(FinishReason reason) {
 }  // namespace
 
 GenerateReactor::GenerateReactor(Engine* engine, const ModelCard& model,
-                                 const v1::GenerateRequest& request, std::string request_id)
-    : engine_(engine), request_id_(std::move(request_id)) {
-  absl::StatusOr<ValidatedRequest> validated = ValidateGenerateRequest(request, model);
+                                 const v1::GenerateRequest& request, std::string request_id,
+                                 const Tokenizer* tokenizer, ServingMetrics* metrics)
+    : engine_(engine), request_id_(std::move(request_id)), trace_(metrics, "grpc", request_id_) {
+  if (tokenizer != nullptr) {
+    DecodeOptions decode;
+    decode.skip_special = true;
+    decoder_ = std::make_unique<StreamDecoder>(tokenizer, decode);
+  }
+  absl::StatusOr<ValidatedRequest> validated = absl::UnknownError("unset");
+  if (request.input_case() == v1::GenerateRequest::kPromptText) {
+    absl::StatusOr<v1::GenerateRequest> encoded = EncodePromptText(request, tokenizer);
+    validated = encoded.ok() ? ValidateGenerateRequest(*encoded, model)
+                             : absl::StatusOr<ValidatedRequest>(encoded.status());
+  } else {
+    validated = ValidateGenerateRequest(request, model);
+  }
   absl::Status status = validated.status();
   if (validated.ok()) {
     refs_.fetch_add(1, std::memory_order_relaxed);  // the engine's, if it takes the request
     status = engine_->Submit(std::move(*validated), this, &ticket_);
     if (!status.ok()) refs_.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (!status.ok()) Enqueue({}, /*final=*/true, ToGrpcStatus(status));
+  if (!status.ok()) {
+    trace_.Finish(status, "", 0, 0);
+    Enqueue({}, /*final=*/true, ToGrpcStatus(status));
+  }
 }
 
 void GenerateReactor::Unref() {
@@ -48,7 +97,19 @@ void GenerateReactor::OnUpdate(const SequenceUpdate& update) {
   v1::GenerateResponse response;
   response.mutable_token_ids()->Assign(update.new_tokens.begin(), update.new_tokens.end());
   response.set_request_id(request_id_);
+  trace_.OnTokens(static_cast<int64_t>(update.new_tokens.size()));
+  if (decoder_ != nullptr) {
+    std::string text;
+    for (int32_t id : update.new_tokens) {
+      absl::StatusOr<std::string> piece = decoder_->Push(id);
+      if (piece.ok()) text += *piece;  // ids come from the model's vocabulary
+    }
+    if (final) text += decoder_->Finish();
+    response.set_text(std::move(text));
+  }
   if (final) {
+    trace_.Finish(absl::OkStatus(), FinishName(update.finish_reason), update.num_prompt_tokens,
+                  update.num_output_tokens);
     response.set_finish_reason(ToProto(update.finish_reason));
     response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(update.num_prompt_tokens));
     response.mutable_usage()->set_completion_tokens(
@@ -59,6 +120,7 @@ void GenerateReactor::OnUpdate(const SequenceUpdate& update) {
 }
 
 void GenerateReactor::OnError(const absl::Status& status) {
+  trace_.Finish(status, "", 0, 0);
   Enqueue({}, /*final=*/true, ToGrpcStatus(status));
   Unref();
 }
@@ -71,11 +133,13 @@ void GenerateReactor::Enqueue(v1::GenerateResponse response, bool final,
   {
     absl::MutexLock lock(&mu_);
     if (ending_) return;  // cancelled (or ended) already: nothing more goes out
-    const bool has_payload = response.token_ids_size() > 0 || response.has_finish_reason();
+    const bool has_payload = response.token_ids_size() > 0 || response.has_finish_reason() ||
+                             !response.text().empty();
     if (has_payload) {
       if (queue_.size() >= 2) {  // the back is not in flight: merge into it
         v1::GenerateResponse& back = queue_.back();
         back.mutable_token_ids()->MergeFrom(response.token_ids());
+        back.mutable_text()->append(response.text());
         if (response.has_finish_reason()) {
           back.set_finish_reason(response.finish_reason());
           *back.mutable_usage() = response.usage();

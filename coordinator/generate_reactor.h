@@ -17,12 +17,16 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/engine.h"
 #include "coordinator/model_card.h"
+#include "coordinator/request_trace.h"
+#include "coordinator/stream_decoder.h"
+#include "coordinator/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "mla/v1/inference.grpc.pb.h"
 
@@ -32,9 +36,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
                               public RequestSink {
  public:
   // Validates and submits `request`, or finishes at once with the reason it cannot run.
-  // `request_id`: the client's, or one the server made up.
+  // `request_id`: the client's, or one the server made up. `tokenizer` (may be null: the
+  // model has none; then prompt_text fails with FAILED_PRECONDITION and responses carry no
+  // text) encodes prompt_text and decodes the text of every response; it and `metrics` (may be
+  // null) must outlive the reactor.
   GenerateReactor(Engine* engine, const ModelCard& model, const v1::GenerateRequest& request,
-                  std::string request_id);
+                  std::string request_id, const Tokenizer* tokenizer = nullptr,
+                  ServingMetrics* metrics = nullptr);
 
   // RequestSink (engine thread).
   void OnUpdate(const SequenceUpdate& update) override;
@@ -58,6 +66,9 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   const std::string request_id_;
   std::atomic<int> refs_{1};  // gRPC's; +1 while the engine holds the request
   uint64_t ticket_ = 0;       // written by Submit before the engine can see the request
+  // Engine thread only (after the constructor): the text decoder and the request's trace.
+  std::unique_ptr<StreamDecoder> decoder_;  // null when the model has no tokenizer
+  RequestTrace trace_;
 
   absl::Mutex mu_;
   std::deque<v1::GenerateResponse> queue_ ABSL_GUARDED_BY(mu_);  // front in flight if writing_

@@ -16,7 +16,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   std::string id = request->request_id();
   if (id.empty()) id = absl::StrCat("req-", next_request_id_.fetch_add(1));
-  return new GenerateReactor(engine_, *model_, *request, std::move(id));
+  return new GenerateReactor(engine_, *model_, *request, std::move(id), tokenizer_, metrics_);
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,

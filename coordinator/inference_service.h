@@ -15,6 +15,8 @@
 
 #include "coordinator/engine.h"
 #include "coordinator/model_card.h"
+#include "coordinator/request_trace.h"
+#include "coordinator/tokenizer.h"
 #include "coordinator/worker_hub.h"
 #include "grpcpp/grpcpp.h"
 #include "mla/v1/inference.grpc.pb.h"
@@ -35,7 +37,17 @@ class InferenceService final : public v1::Inference::CallbackService {
                                              const v1::GetClusterStatusRequest* request,
                                              v1::ClusterStatus* response) override;
 
+  // Text in and out (prompt_text, GenerateResponse.text) with `tokenizer`, and metrics and a
+  // log line per request into `metrics`; either may be null. Before the server starts; both
+  // must outlive the service.
+  void set_text_and_metrics(const Tokenizer* tokenizer, ServingMetrics* metrics) {
+    tokenizer_ = tokenizer;
+    metrics_ = metrics;
+  }
+
  private:
+  const Tokenizer* tokenizer_ = nullptr;
+  ServingMetrics* metrics_ = nullptr;
   const ModelCard* const model_;
   const int32_t tp_size_, pp_size_;
   Engine* const engine_;

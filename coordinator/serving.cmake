@@ -20,4 +20,5 @@ if(TARGET mla_protos)
   add_executable(mla-coordinator coordinator_main.cc)
   target_link_libraries(mla-coordinator PRIVATE mla_coordinator_server absl::flags
                         absl::flags_parse)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/http.cmake)
 endif()

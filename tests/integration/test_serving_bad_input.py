@@ -44,8 +44,9 @@ def main():
         cases = [
             ("empty prompt", request([], 4), ["prompt_token_ids", "empty", "between 1 and"]),
             ("no input at all", pb.GenerateRequest(max_tokens=4), ["prompt_token_ids"]),
-            ("prompt_text", pb.GenerateRequest(prompt_text="hello", max_tokens=4),
-             ["prompt_text", "prompt_token_ids"]),
+            # prompt_text is encoded now (test_http_grpc_text.py); its encoding is checked too.
+            ("prompt_text too long", pb.GenerateRequest(prompt_text="hello " * 6000, max_tokens=4),
+             ["prompt_token_ids", "at most 5119"]),
             ("token id -1", request([3, -1, 4], 4), ["prompt_token_ids[1]", "[0, 1024)"]),
             ("token id = vocab", request([VOCAB], 4), ["prompt_token_ids[0]", "[0, 1024)"]),
             ("prompt + max_tokens > context", request([1] * 5000, 121),
