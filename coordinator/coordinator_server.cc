@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   options.engine.scheduler.max_model_len = s->model_.max_context_len;
   options.engine.scheduler.eos_token_id = s->model_.eos_token_id;
   options.engine.max_cache_blocks = options.hub.num_cache_blocks;
+  options.engine.max_steps_in_flight = options.hub.pp_size;
   s->options_ = options;
   if (absl::Status st = Scheduler::Create(options.engine.scheduler, 1).status(); !st.ok()) {
     return st;  // a scheduler option out of range: say so now, not when the workers are ready

@@ -135,6 +135,7 @@ void Engine::Loop() {
 }
 
 void Engine::DropScheduler() {
+  in_flight_.clear();
   if (scheduler_ == nullptr) return;
   preemptions_before_ += scheduler_->num_preemptions();
   scheduler_.reset();
@@ -204,28 +205,38 @@ void Engine::CancelTickets(const std::vector<uint64_t>& tickets) {
 
 // The step: three verbs (Schedule, run on the workers, Commit) and the delivery.
 bool Engine::RunOneStep() {
-  if (scheduler_ == nullptr || scheduler_->idle()) return false;
-  const StepPlan plan = scheduler_->Schedule();
-  if (plan.step_id == 0) return false;  // nothing can run now
-  const uint64_t wire_id = next_wire_step_++;
-  const absl::Status sent = group_->SendStep(encoder_->Encode(plan, wire_id));
-  absl::StatusOr<v1::StepResult> wire =
-      sent.ok() ? group_->AwaitStepResult(wire_id, options_.step_timeout)
-                : absl::StatusOr<v1::StepResult>(sent);
+  if (scheduler_ == nullptr) return false;
+  // Keep up to max_steps_in_flight plans sent (a sequence is in at most one of them), so that
+  // stage s runs one micro-batch while stage s+1 runs the previous one.
+  while (static_cast<int>(in_flight_.size()) < options_.max_steps_in_flight &&
+         !scheduler_->idle()) {
+    StepPlan plan = scheduler_->Schedule();
+    if (plan.step_id == 0) break;  // nothing more can run until a step commits
+    const uint64_t wire_id = next_wire_step_++;
+    v1::Step step = encoder_->Encode(plan, wire_id);
+    step.set_micro_batch(static_cast<uint32_t>(wire_id % options_.max_steps_in_flight));
+    in_flight_.emplace_back(std::move(plan), wire_id);
+    if (absl::Status sent = group_->SendStep(step); !sent.ok()) return FailStep(wire_id, sent);
+  }
+  if (in_flight_.empty()) return false;
+  const auto [plan, wire_id] = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  absl::StatusOr<v1::StepResult> wire = group_->AwaitStepResult(wire_id, options_.step_timeout);
   absl::StatusOr<StepResult> result =
       wire.ok() ? encoder_->Decode(*wire, plan) : absl::StatusOr<StepResult>(wire.status());
   absl::StatusOr<std::vector<SequenceUpdate>> updates =
       result.ok() ? scheduler_->Commit(*result)
                   : absl::StatusOr<std::vector<SequenceUpdate>>(result.status());
-  if (!updates.ok()) {
-    absl::FPrintF(stderr, "mla-coordinator: step %d failed: %s\n", wire_id,
-                  updates.status().ToString());
-    FailAll(absl::UnavailableError(absl::StrCat("step failed: ", updates.status().message())));
-    DropScheduler();  // rebuilt by SyncWithGroup: the workers' state is unknown
-    return false;
-  }
+  if (!updates.ok()) return FailStep(wire_id, updates.status());
   for (const SequenceUpdate& update : *updates) Deliver(update);
   return true;
+}
+
+bool Engine::FailStep(uint64_t wire_id, const absl::Status& status) {
+  absl::FPrintF(stderr, "mla-coordinator: step %d failed: %s\n", wire_id, status.ToString());
+  FailAll(absl::UnavailableError(absl::StrCat("step failed: ", status.message())));
+  DropScheduler();  // rebuilt by SyncWithGroup: the workers' state is unknown
+  return false;
 }
 
 void Engine::Deliver(const SequenceUpdate& update) {

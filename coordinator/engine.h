@@ -15,6 +15,7 @@
 #define MLASERVE_COORDINATOR_ENGINE_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +51,8 @@ struct EngineOptions {
   SchedulerOptions scheduler;                      // max_model_len, eos from the model card
   int64_t max_cache_blocks = 0;                    // cap on the group's capacity; 0 = none
   absl::Duration step_timeout = absl::Seconds(60); // a step slower than this fails the group
+  int max_steps_in_flight = 1;                     // micro-batches in flight: the pp size, so
+                                                   // that pipeline stages do not idle
 };
 
 struct EngineStats {
@@ -111,6 +114,7 @@ class Engine {
   void Admit(std::vector<Arrival> arrivals);
   void CancelTickets(const std::vector<uint64_t>& tickets);
   bool RunOneStep();
+  bool FailStep(uint64_t wire_id, const absl::Status& status);
   void Deliver(const SequenceUpdate& update);
   void FailAll(const absl::Status& status);
   void Finalized(int64_t n);
@@ -140,6 +144,7 @@ class Engine {
   int64_t preemptions_before_ = 0;   // of the schedulers dropped so far
   bool reported_serving_ = false;    // what on_serving_ heard last
   uint64_t next_wire_step_ = 1;
+  std::deque<std::pair<StepPlan, uint64_t>> in_flight_;  // sent, oldest first: (plan, wire id)
   absl::flat_hash_map<uint64_t, Live> live_;        // by ticket
   absl::flat_hash_map<int64_t, uint64_t> tickets_;  // scheduler seq id -> ticket
   absl::BitGen rng_;                                // seeds for requests that give none
