@@ -99,12 +99,15 @@ void TextGeneration::OnUpdate(const SequenceUpdate& update) {
   }
   if (final) {
     event.final = true;
+    // OpenAI's reasons: "stop" also for a cancellation (the client is gone, or the server
+    // drains); the log and the metrics say "cancelled".
     event.finish_reason =
         stopped_ || update.finish_reason != FinishReason::kLength ? "stop" : "length";
     event.prompt_tokens = update.num_prompt_tokens;
     event.completion_tokens = completion_tokens_;
-    trace_.Finish(absl::OkStatus(), event.finish_reason, event.prompt_tokens,
-                  event.completion_tokens);
+    const bool cancelled = !stopped_ && update.finish_reason == FinishReason::kCancelled;
+    trace_.Finish(absl::OkStatus(), cancelled ? "cancelled" : event.finish_reason,
+                  event.prompt_tokens, event.completion_tokens);
   }
   if (event.text.empty() && !event.final) return;
   absl::MutexLock lock(&mu_);

@@ -4,9 +4,11 @@ counters that move as requests complete, OpenAI-shaped errors for unknown routes
 bad bodies, and one structured log line per finished request.
 """
 
+import http.client as http_client
 import json
 import math
 import re
+import socket
 import sys
 import time
 
@@ -224,8 +226,32 @@ def main():
             print(f"  {line.group(0)}")
             assert len(re.findall(rf"request_id={re.escape(rid)} ", cluster.coordinator.log())) == 1
 
+        def disconnect_frees_the_cache():
+            conn = http_client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=30)
+            conn.request("POST", "/v1/completions",
+                         json.dumps({"prompt": "go on", "max_tokens": 4000, "ignore_eos": True,
+                                     "stream": True}),
+                         {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200, response.status
+            assert response.getheader("Content-Type").startswith("text/event-stream")
+            first = response.read(7)  # chunked transfer encoding, decoded
+            assert first == b"data: {", first
+            wait_for(lambda: cluster.client.status().num_running == 1, 30, "running")
+            conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            wait_for(lambda: cluster.client.status().num_running == 0, 30, "cancelled")
+            assert cluster.client.status().cache_blocks_free == \
+                cluster.client.status().cache_blocks_total
+            line = wait_for(lambda: re.search(r"api=http status=ok finish_reason=cancelled "
+                                              r"prompt_tokens=\d+ completion_tokens=(\d+)",
+                                              cluster.coordinator.log()), 10, "log line")
+            assert int(line.group(1)) < 4000, line.group(0)
+            print(f"  {line.group(0)}")
+
         return run_checks([probes_before_and_after_workers, errors_have_openai_shape,
-                           queue_full_is_429, metrics_parse_and_move, one_log_line_per_request])
+                           queue_full_is_429, metrics_parse_and_move, one_log_line_per_request,
+                           disconnect_frees_the_cache])
 
 
 if __name__ == "__main__":
