@@ -18,6 +18,10 @@ absl::Status CoordinatorServer::StartText() {
                   options_.checkpoint);
   }
   inference_->set_text_and_metrics(tokenizer_.get(), &metrics_);
+  ServingMetrics* metrics = &metrics_;
+  hub_->SetOnStepTime([metrics](int32_t rank, double ms) {
+    metrics->WorkerStepTime(rank)->Observe(ms / 1000);
+  });
   return absl::OkStatus();
 }
 

@@ -47,6 +47,12 @@ Counter* ServingMetrics::Requests(std::string_view api, std::string_view status)
                    "\""));
 }
 
+Histogram* ServingMetrics::WorkerStepTime(int32_t rank) {
+  return registry_.GetHistogram("mla_worker_step_seconds",
+                                "Seconds each worker spent on a step, by rank.", LatencyBounds(),
+                                absl::StrCat("rank=\"", rank, "\""));
+}
+
 std::string ServingMetrics::Render(const EngineStats& stats) {
   registry_.GetGauge("mla_serving", "1 when the worker group is ready and serving.")
       ->Set(stats.serving ? 1 : 0);

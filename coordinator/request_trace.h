@@ -9,7 +9,7 @@
 // generation_tokens_total, time_to_first_token_seconds, inter_token_latency_seconds,
 // request_duration_seconds (histograms), and the engine's gauges (queue length, running
 // sequences, cache blocks used / free, serving) and step counters, refreshed from
-// EngineStats by Render.
+// EngineStats by Render; worker_step_seconds{rank} from each worker's StepResult.elapsed_ms.
 //
 // Threads: ServingMetrics is thread-safe. A RequestTrace is used by one thread at a time (the
 // owner serialises its calls); Finish once (later calls are ignored).
@@ -41,6 +41,7 @@ class ServingMetrics {
   Counter* prompt_tokens() { return prompt_tokens_; }
   Counter* generation_tokens() { return generation_tokens_; }
   Counter* Requests(std::string_view api, std::string_view status);
+  Histogram* WorkerStepTime(int32_t rank);  // mla_worker_step_seconds{rank}
 
  private:
   MetricsRegistry registry_;

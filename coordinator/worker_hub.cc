@@ -81,6 +81,7 @@ void WorkerHub::OnMessage(WorkerConnection* conn, const v1::WorkerMessage& messa
         changed = true;
         break;
       case v1::WorkerMessage::kStepResult: {
+        if (on_step_time_ && rank >= 0) on_step_time_(rank, message.step_result().elapsed_ms());
         auto it = rank < 0 ? pending_.end() : pending_.find(message.step_result().step_id());
         if (it == pending_.end()) break;  // not awaited (a step already given up on)
         PendingStep& pending = it->second;

@@ -65,6 +65,11 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   absl::StatusOr<v1::StepResult> AwaitStepResult(uint64_t step_id,
                                                  absl::Duration timeout) override;
   void SetOnChange(std::function<void()> on_change) override { on_change_ = std::move(on_change); }
+  // `on_step_time` hears every rank's StepResult.elapsed_ms, with the hub's lock held: it must be
+  // quick and must not call the hub. Set once, before Start.
+  void SetOnStepTime(std::function<void(int32_t rank, double ms)> on_step_time) {
+    on_step_time_ = std::move(on_step_time);
+  }
 
   // One entry per rank, in rank order; a rank nobody holds has state UNSPECIFIED.
   std::vector<v1::WorkerStatus> Workers() const;
@@ -114,6 +119,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   const int world_size_;
   const absl::Time start_;
   std::function<void()> on_change_;
+  std::function<void(int32_t, double)> on_step_time_;  // per-worker step times (metrics)
   std::thread monitor_;
 
   mutable absl::Mutex mu_;

@@ -207,6 +207,8 @@ def main():
             assert delta("mla_prompt_tokens_total") == sum(u["prompt_tokens"] for u in usage) + 3
             assert delta("mla_time_to_first_token_seconds_count") == 4
             assert delta("mla_inter_token_latency_seconds_count") == 4 * 3 + 3
+            assert types["mla_worker_step_seconds"] == "histogram"
+            assert delta("mla_worker_step_seconds_count", rank="0") > 0
             assert metric(after, "mla_num_requests_running") == 0
             assert metric(after, "mla_cache_blocks_used") == 0
             assert metric(after, "mla_cache_blocks_free") > 0
