@@ -9,7 +9,9 @@
 # Environment knobs: BUILD_DIR (build-gpu), JOBS (nproc), MLA_BUILD_ALL=1 (build and ctest the
 # whole project, not only tests/gpu), MLA_SKIP="sanitizer bench" (steps to skip),
 # MLA_TEST_SEED (replay a test's random inputs), MLA_PREFIX (where to unpack), MLA_CMAKE_ARGS
-# (more configure arguments; MLA_SKIP=build stops after configuring). Exit status: 0 when every step passed.
+# (more configure arguments; MLA_SKIP=build stops after configuring), MLA_GPU_TESTS="nccl rope"
+# (build and run only the GPU tests whose names contain one of these words, no benchmark).
+# Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -122,8 +124,15 @@ run_step configure "$LOG/build.log" 120 cmake -S . -B "$BUILD" -G Ninja \
 if [[ "$SKIP" == *" build "* ]]; then cat "$SUMMARY"; exit $FAILED; fi
 
 GPU_TESTS=$(for f in tests/gpu/*_test.cc; do basename "$f" .cc; done | tr '\n' ' ')
+CTEST_RE='^gpu_'
+if [ -n "${MLA_GPU_TESTS:-}" ]; then
+  GPU_TESTS=$(for t in $GPU_TESTS; do
+    for w in $MLA_GPU_TESTS; do [[ $t == *"$w"* ]] && echo "$t" && break; done
+  done | tr '\n' ' ')
+  CTEST_RE="^($(echo $GPU_TESTS | tr ' ' '|'))\$"
+fi
 TARGETS="$GPU_TESTS"
-[ -f bench/mla_decode_bench.cu ] && TARGETS="$TARGETS mla_decode_bench"
+[ -f bench/mla_decode_bench.cu ] && [ -z "${MLA_GPU_TESTS:-}" ] && TARGETS="$TARGETS mla_decode_bench"
 if [ -n "${MLA_BUILD_ALL:-}" ]; then
   run_step build "$LOG/build.log" 420 cmake --build "$BUILD" -j "$JOBS"
 else
@@ -148,15 +157,16 @@ fi
 if [ -n "${MLA_BUILD_ALL:-}" ]; then
   run_step ctest "$LOG/ctest.log" 600 ctest --test-dir "$BUILD" -V --timeout 300
 else
-  run_step ctest-gpu "$LOG/ctest.log" 240 ctest --test-dir "$BUILD" -V -R '^gpu_' --timeout 200
+  run_step ctest-gpu "$LOG/ctest.log" 240 ctest --test-dir "$BUILD" -V -R "$CTEST_RE" --timeout 200
 fi
-grep -E "^[0-9]+: .*(rel_l2|differ|splits|SKIP)|tests passed|Test +#|\(Failed\)|FAILED" "$LOG/ctest.log" |
+grep -E "^[0-9]+: .*(rel_l2|differ|splits|SKIP|latency|capture|without its peer)|tests passed|Test +#|\(Failed\)|FAILED" "$LOG/ctest.log" |
   sed -E 's/^[0-9]+: //' | cut -c1-220 | tail -60
 
 # ---- 6. compute-sanitizer: memcheck on every GPU test, racecheck on those with shared memory.
 if [[ "$SKIP" != *" sanitizer "* ]]; then
   for t in $GPU_TESTS; do
     [ "$t" = gpu_mla_decode_plan_test ] && continue  # host-only
+    [ "$t" = gpu_nccl_communicator_test ] && continue  # forks NCCL processes
     [ -x "$BUILD/tests/$t" ] || continue
     run_step "memcheck $t" "$LOG/sanitizer.log" 150 \
       compute-sanitizer --tool memcheck --error-exitcode 1 --print-limit 20 "$BUILD/tests/$t"

@@ -1,0 +1,87 @@
+// NcclCommunicator: the GPU backend of Communicator, NCCL on device buffers, one process (one
+// thread) per GPU.
+//
+// The communicator is non-blocking (ncclConfig_t.blocking = 0): every NCCL call returns at once,
+// and this class then polls ncclCommGetAsyncError and its stream (cudaStreamQuery) until the work
+// is done or the timeout passes. On timeout it calls ncclCommAbort and returns DeadlineExceeded,
+// so a peer that died or never made the matching call cannot hang the caller; any other NCCL or
+// CUDA failure aborts too and returns Unavailable (NCCL remote/system errors) or Internal. After
+// an error the communicator refuses further calls (FailedPrecondition) and must be rebuilt.
+//
+// All work runs on the communicator's own stream (stream()); every call returns once that
+// stream is idle, so device buffers may be read right after. comm() and stream() are exposed
+// for CUDA-graph capture (tests/gpu/gpu_nccl_communicator_test.cc); WaitEnqueued and
+// WaitStream bound the waits around a capture or a graph launch. Thread-compatible.
+#ifndef MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
+#define MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "worker/communicator.h"
+
+namespace mla {
+
+// A fresh NCCL unique id (ncclGetUniqueId) as its NCCL_UNIQUE_ID_BYTES bytes, for the
+// coordinator's rendezvous (Assignment.nccl_unique_id). NCCL's bootstrap root runs in the calling
+// process, which must stay alive until every rank has called NcclCommunicator::Create.
+absl::StatusOr<std::string> MakeNcclUniqueId();
+
+class NcclCommunicator final : public Communicator {
+ public:
+  // Joins the group of `size` ranks named by `unique_id` (MakeNcclUniqueId's bytes) as `rank`, on
+  // CUDA device `device` (made current on the calling thread). Every rank must call it; it
+  // returns DeadlineExceeded if the group is not complete within `timeout`, which also bounds
+  // every later call.
+  static absl::StatusOr<std::unique_ptr<NcclCommunicator>> Create(
+      const std::string& unique_id, int rank, int size, int device,
+      std::chrono::milliseconds timeout);
+  ~NcclCommunicator() override;
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  // Every pointer is a device pointer on this communicator's device.
+  absl::Status AllReduceSum(float* data, int64_t count) override;
+  absl::Status AllReduceSum(double* data, int64_t count) override;
+  absl::Status AllGather(const float* in, int64_t count, float* out) override;
+  absl::Status Broadcast(float* data, int64_t count, int root) override;
+  absl::Status Send(const float* data, int64_t count, int peer) override;
+  absl::Status Recv(float* data, int64_t count, int peer) override;
+  absl::Status Barrier() override;
+
+  ncclComm_t comm() const { return comm_; }
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
+  // Polls until NCCL has finished enqueueing the calls made so far (the async error is no longer
+  // ncclInProgress), without touching the stream: usable while the stream is being captured.
+  absl::Status WaitEnqueued(const char* what);
+  // WaitEnqueued, then polls the stream until idle (e.g. after a graph launch on stream()).
+  absl::Status WaitStream(const char* what);
+
+ private:
+  NcclCommunicator(ncclComm_t comm, cudaStream_t stream, float* scratch, int rank, int size,
+                   int device, std::chrono::milliseconds timeout);
+  // Checks the return of an NCCL enqueue call, then waits for the stream (WaitStream).
+  absl::Status Finish(const char* what, ncclResult_t launched);
+  absl::Status Usable() const;
+  // Aborts the communicator and records `error` as the reason later calls fail.
+  absl::Status Fail(absl::Status error);
+
+  ncclComm_t comm_;
+  cudaStream_t stream_;
+  float* scratch_;  // one device float, for Barrier
+  int rank_, size_, device_;
+  std::chrono::milliseconds timeout_;
+  absl::Status broken_;  // the first error; OK while usable
+};
+
+}  // namespace mla
+
+#endif  // MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
