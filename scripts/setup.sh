@@ -6,7 +6,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
-  build-essential cmake ninja-build pkg-config git \
+  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
   libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   libgloo-dev libcpp-httplib-dev libre2-dev \

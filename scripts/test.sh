@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: the main build's tests, then the same tests once more
-# under AddressSanitizer/UndefinedBehaviorSanitizer (a CPU-only build).
+# Sets up, builds and runs every test: the main build's tests, then (scripts/fuzz.sh) the same
+# tests once more in a clang AddressSanitizer/UndefinedBehaviorSanitizer build (CPU only) and a
+# bounded run of every fuzzer (FUZZ_SECONDS each, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)"
-BUILD_DIR=build-asan scripts/build.sh -DMLA_CUDA=OFF -DMLA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-ctest --test-dir build-asan --output-on-failure -j "$(nproc)"
+scripts/fuzz.sh
