@@ -3,6 +3,9 @@
 //   mla-coordinator --checkpoint=DIR [--port=0] [--tp=1 --pp=1] [--num_cache_blocks=0]
 //                   [--max_num_seqs=256 --max_num_batched_tokens=2048 --max_waiting=1024]
 //                   [--drain_grace_s=30 --worker_wait_s=60]
+//                   [--tls_dir=DIR | --tls_cert=F --tls_key=F [--tls_ca=F]]
+//                   [--worker_port=P --worker_tls_dir=DIR | --worker_tls_{cert,key,ca}=F]
+//                   [--api_token=T | --api_token_file=F]
 //
 // The first line on stdout is "listening on PORT" (flushed), PORT being the one bound (useful
 // with --port=0). Logs go to stderr. SIGTERM or SIGINT drains (see CoordinatorServer::Drain) and
@@ -16,6 +19,8 @@
 #include "absl/flags/parse.h"
 #include "absl/time/time.h"
 #include "coordinator/coordinator_server.h"
+#include "security/api_token.h"
+#include "security/credentials.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "interface to listen on");
 ABSL_FLAG(int, port, 0, "port for clients and workers; 0 = pick a free one");
@@ -35,6 +40,26 @@ ABSL_FLAG(int, http_port, -1,
           "\"http listening on PORT\" after the gRPC line; -1 = no HTTP");
 ABSL_FLAG(double, heartbeat_timeout_s, 20, "a worker silent this long has failed");
 ABSL_FLAG(double, step_timeout_s, 60, "a step not answered within this fails the group");
+ABSL_FLAG(std::string, tls_dir, "",
+          "client port TLS: a directory with tls.crt, tls.key (and ca.crt: then client "
+          "certificates are required), e.g. a mounted Kubernetes secret");
+ABSL_FLAG(std::string, tls_cert, "", "client port TLS certificate chain (PEM); overrides tls_dir");
+ABSL_FLAG(std::string, tls_key, "", "client port TLS private key (PEM); overrides tls_dir");
+ABSL_FLAG(std::string, tls_ca, "",
+          "client port: CA for client certificates (PEM): set = mutual TLS; overrides tls_dir");
+ABSL_FLAG(int, worker_port, -1,
+          "port for workers (WorkerControl, rendezvous store); 0 = any free one; -1 = share the "
+          "client port. Needed for --worker_tls_*");
+ABSL_FLAG(std::string, worker_tls_dir, "",
+          "worker port mutual TLS: a directory with tls.crt, tls.key and ca.crt (the CA of the "
+          "workers' client certificates)");
+ABSL_FLAG(std::string, worker_tls_cert, "", "worker port certificate chain; overrides dir");
+ABSL_FLAG(std::string, worker_tls_key, "", "worker port private key; overrides dir");
+ABSL_FLAG(std::string, worker_tls_ca, "", "CA of the workers' certificates; overrides dir");
+ABSL_FLAG(std::string, api_token, "",
+          "bearer token clients must send (authorization: Bearer <token>); prefer "
+          "--api_token_file (a flag is visible in the process list)");
+ABSL_FLAG(std::string, api_token_file, "", "file whose first line is the bearer token");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -62,6 +87,23 @@ int main(int argc, char** argv) {
   options.engine.step_timeout = absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s));
   options.drain_grace = absl::Seconds(absl::GetFlag(FLAGS_drain_grace_s));
   options.http_port = absl::GetFlag(FLAGS_http_port);
+
+  options.client_tls = mla::security::ResolveTlsFiles(
+      absl::GetFlag(FLAGS_tls_dir), {.cert = absl::GetFlag(FLAGS_tls_cert),
+                                     .key = absl::GetFlag(FLAGS_tls_key),
+                                     .ca = absl::GetFlag(FLAGS_tls_ca)});
+  options.worker_tls = mla::security::ResolveTlsFiles(
+      absl::GetFlag(FLAGS_worker_tls_dir), {.cert = absl::GetFlag(FLAGS_worker_tls_cert),
+                                            .key = absl::GetFlag(FLAGS_worker_tls_key),
+                                            .ca = absl::GetFlag(FLAGS_worker_tls_ca)});
+  options.worker_port = absl::GetFlag(FLAGS_worker_port);
+  auto api_token = mla::security::ApiToken::FromFlags(absl::GetFlag(FLAGS_api_token),
+                                                      absl::GetFlag(FLAGS_api_token_file));
+  if (!api_token.ok()) {
+    std::fprintf(stderr, "mla-coordinator: %s\n", api_token.status().ToString().c_str());
+    return 1;
+  }
+  options.api_token = std::move(*api_token);
 
   auto server = mla::coordinator::CoordinatorServer::Start(options);
   if (!server.ok()) {

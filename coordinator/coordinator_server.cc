@@ -58,18 +58,50 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  s->inference_->set_api_token(options.api_token);
+  const bool separate_worker_port = options.worker_port >= 0;
+  if (!separate_worker_port && !options.worker_tls.empty()) {
+    return absl::InvalidArgumentError(
+        "worker TLS (--worker_tls_*) needs --worker_port: workers get their own port");
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> client_credentials =
+      security::MakeServerCredentials(options.client_tls);
+  if (!client_credentials.ok()) return client_credentials.status();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.address, ":", options.port),
-                           grpc::InsecureServerCredentials(), &s->port_);
+                           *client_credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
   builder.RegisterService(s->inference_.get());
-  builder.RegisterService(s->hub_.get());
-  builder.RegisterService(&s->store_);
+  grpc::ServerBuilder worker_builder;
+  grpc::ServerBuilder& workers = separate_worker_port ? worker_builder : builder;
+  workers.RegisterService(s->hub_.get());
+  workers.RegisterService(&s->store_);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
+  s->worker_port_ = s->port_;
+  if (separate_worker_port) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> worker_credentials =
+        options.worker_tls.empty() ? grpc::InsecureServerCredentials()
+                                   : security::MakeServerCredentials(options.worker_tls, true);
+    if (!worker_credentials.ok()) return worker_credentials.status();
+    worker_builder.AddListeningPort(absl::StrCat(options.address, ":", options.worker_port),
+                                    *worker_credentials, &s->worker_port_);
+    worker_builder.SetMaxReceiveMessageSize(options.max_message_mb << 20);
+    s->worker_server_ = worker_builder.BuildAndStart();
+    if (s->worker_server_ == nullptr || s->worker_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.address, ":", options.worker_port));
+    }
+  }
+  Log(absl::StrFormat("client port %d: %s%s; worker port %d: %s", s->port_,
+                      security::DescribeServer(options.client_tls),
+                      options.api_token.required() ? ", bearer token required" : "",
+                      s->worker_port_,
+                      security::DescribeServer(separate_worker_port ? options.worker_tls
+                                                                    : options.client_tls)));
   s->SetServing(false);
   if (absl::Status st = s->StartHttp(); !st.ok()) return st;
   s->hub_->Start();
@@ -110,6 +142,9 @@ void CoordinatorServer::Drain() {
   engine_->Stop();
   hub_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  if (worker_server_ != nullptr) {
+    worker_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  }
   Log("stopped");
 }
 

@@ -23,6 +23,8 @@
 #include "coordinator/rendezvous_store.h"
 #include "coordinator/worker_hub.h"
 #include "grpcpp/grpcpp.h"
+#include "security/api_token.h"
+#include "security/credentials.h"
 
 namespace mla::coordinator {
 
@@ -36,6 +38,14 @@ struct ServerOptions {
   EngineOptions engine;                             // scheduler limits (model limits filled in)
   absl::Duration drain_grace = absl::Seconds(30);   // live requests get this long on Drain
   absl::Duration worker_shutdown = absl::Seconds(10);  // for ShutdownAcks on Drain
+  // Security (docs/THREAT_MODEL.md). client_tls: the client port (cert + key: TLS; + ca: client
+  // certificates required). worker_port >= 0 (0 = any free port): WorkerControl and the
+  // rendezvous store move to their own server on that port, with worker_tls (must be mutual:
+  // cert + key + ca, or nothing); < 0: they share the client port and its credentials.
+  security::TlsFiles client_tls;
+  security::TlsFiles worker_tls;
+  int worker_port = -1;
+  security::ApiToken api_token;                     // checked on mla.v1.Inference calls
   int http_port = -1;  // HTTP API, /metrics, /health, /ready: 0 = any free port, -1 = none
 };
 
@@ -47,6 +57,7 @@ class CoordinatorServer {
   ~CoordinatorServer();  // Drain() if not done
 
   int port() const { return port_; }
+  int worker_port() const { return worker_port_; }  // == port() unless options.worker_port >= 0
   int http_port() const { return http_ == nullptr ? -1 : http_->port(); }
   const ModelCard& model() const { return model_; }
 
@@ -67,6 +78,8 @@ class CoordinatorServer {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;
+  int worker_port_ = 0;
+  std::unique_ptr<grpc::Server> worker_server_;  // WorkerControl + store when on their own port
   std::unique_ptr<Tokenizer> tokenizer_;  // null if the checkpoint has no tokenizer.json
   ServingMetrics metrics_;
   std::unique_ptr<HttpServer> http_;      // null unless options.http_port >= 0

@@ -7,6 +7,23 @@
 #include "coordinator/step_plan.h"
 
 namespace mla::coordinator {
+namespace {
+
+// A stream refused before it starts (a bad bearer token).
+class RefusedStream final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                 const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace
 
 InferenceService::InferenceService(const ModelCard* model, int32_t tp_size, int32_t pp_size,
                                    Engine* engine, const WorkerHub* hub)
@@ -14,6 +31,9 @@ InferenceService::InferenceService(const ModelCard* model, int32_t tp_size, int3
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (grpc::Status auth = api_token_.CheckGrpc(*context); !auth.ok()) {
+    return new RefusedStream(auth);
+  }
   std::string id = request->request_id();
   if (id.empty()) id = absl::StrCat("req-", next_request_id_.fetch_add(1));
   return new GenerateReactor(engine_, *model_, *request, std::move(id), tokenizer_, metrics_);
@@ -22,6 +42,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetModelInfoRequest* request,
                                                          v1::ModelInfo* response) {
+  if (grpc::Status auth = api_token_.CheckGrpc(*context); !auth.ok()) {
+    return Refuse(context, auth);
+  }
   response->set_name(model_->name);
   response->set_vocab_size(model_->vocab_size);
   response->set_num_layers(model_->num_layers);
@@ -41,6 +64,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* InferenceService::GetClusterStatus(
     grpc::CallbackServerContext* context, const v1::GetClusterStatusRequest* request,
     v1::ClusterStatus* response) {
+  if (grpc::Status auth = api_token_.CheckGrpc(*context); !auth.ok()) {
+    return Refuse(context, auth);
+  }
   for (v1::WorkerStatus& worker : hub_->Workers()) *response->add_workers() = std::move(worker);
   const EngineStats stats = engine_->Stats();
   response->set_serving(stats.serving);

@@ -20,6 +20,7 @@
 #include "coordinator/worker_hub.h"
 #include "grpcpp/grpcpp.h"
 #include "mla/v1/inference.grpc.pb.h"
+#include "security/api_token.h"
 
 namespace mla::coordinator {
 
@@ -37,6 +38,10 @@ class InferenceService final : public v1::Inference::CallbackService {
                                              const v1::GetClusterStatusRequest* request,
                                              v1::ClusterStatus* response) override;
 
+  // Every call must then carry "authorization: Bearer <token>" (else UNAUTHENTICATED). Before
+  // the server starts.
+  void set_api_token(security::ApiToken token) { api_token_ = std::move(token); }
+
   // Text in and out (prompt_text, GenerateResponse.text) with `tokenizer`, and metrics and a
   // log line per request into `metrics`; either may be null. Before the server starts; both
   // must outlive the service.
@@ -52,6 +57,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const int32_t tp_size_, pp_size_;
   Engine* const engine_;
   const WorkerHub* const hub_;
+  security::ApiToken api_token_;  // none = every call accepted
   std::atomic<uint64_t> next_request_id_{1};  // for requests that bring no request_id
 };
 

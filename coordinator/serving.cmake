@@ -13,7 +13,8 @@ if(TARGET mla_protos)
               model_card.cc rendezvous_store.cc request_validation.cc status.cc step_wire.cc worker_connection.cc
               worker_hub.cc worker_hub_status.cc)
   target_link_libraries(mla_coordinator_server PUBLIC
-                        mla_coordinator_core mla_protos gRPC::grpc++ gRPC::grpc++_reflection
+                        mla_coordinator_core mla_protos mla_security gRPC::grpc++
+                        gRPC::grpc++_reflection
                         absl::synchronization absl::time absl::random_random absl::str_format
                         absl::flat_hash_map nlohmann_json::nlohmann_json Threads::Threads)
 

@@ -11,4 +11,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   libgloo-dev libcpp-httplib-dev libre2-dev \
   python3 python3-numpy python3-grpcio python3-protobuf \
-  iproute2 procps
+  iproute2 procps openssl libssl-dev

@@ -48,8 +48,9 @@ health_pb = _load_health()
 class Client:
     """mla.v1.Inference and grpc.health.v1.Health on one channel."""
 
-    def __init__(self, port, host="127.0.0.1"):
-        self.channel = grpc.insecure_channel(f"{host}:{port}")
+    def __init__(self, port, host="127.0.0.1", channel=None):
+        # channel: e.g. a grpc.secure_channel (the security tests); default plaintext.
+        self.channel = channel or grpc.insecure_channel(f"{host}:{port}")
         self._generate = self.channel.unary_stream(
             "/mla.v1.Inference/Generate", request_serializer=pb.GenerateRequest.SerializeToString,
             response_deserializer=pb.GenerateResponse.FromString)

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gloo/common/error.h"
 #include "grpcpp/grpcpp.h"
+#include "worker/service/control_channel.h"
 
 namespace mla::worker_service {
 namespace {
@@ -26,8 +27,7 @@ std::unique_ptr<grpc::ClientContext> Context() {
 }  // namespace
 
 RendezvousClient::RendezvousClient(const std::string& address, std::chrono::milliseconds timeout)
-    : stub_(v1::RendezvousStore::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+    : stub_(v1::RendezvousStore::NewStub(MakeControlChannel(address))),
       timeout_(timeout) {}
 
 void RendezvousClient::set(const std::string& key, const std::vector<char>& data) {

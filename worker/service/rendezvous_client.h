@@ -1,6 +1,7 @@
 // RendezvousClient: a gloo::rendezvous::Store backed by the coordinator's RendezvousStore
 // service, so the CPU ranks of a group meet through the coordinator they already know.
 //
+// The channel is the worker's control channel (control_channel.h: the same TLS credentials).
 // get/wait poll the coordinator (every 20 ms) until the key exists or `timeout` passes. Gloo's
 // Store interface reports failure only by exception: this class throws gloo::IoException, and
 // GlooCommunicator::Create is where that becomes an absl::Status. Used by one thread at a time.

@@ -16,6 +16,7 @@
 #include "coordinator/config_hash.h"
 #include "grpcpp/grpcpp.h"
 #include "mla/v1/worker.grpc.pb.h"
+#include "worker/service/control_channel.h"
 #include "worker/service/shard_loader.h"
 #include "worker/service/step_executor.h"
 
@@ -238,11 +239,13 @@ absl::Status RunWorker(const WorkerOptions& options) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  args.SetMaxReceiveMessageSize(-1);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      security::MakeChannelCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  SetControlChannelSecurity(*credentials, options.tls_server_name, options.max_message_mb);
   bool served = false;
   for (;;) {
-    auto channel = grpc::CreateCustomChannel(options.coordinator,
-                                             grpc::InsecureChannelCredentials(), args);
+    auto channel = MakeControlChannel(options.coordinator, args);
     Log(absl::StrCat("connecting to ", options.coordinator));
     if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
       const std::string why =

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "security/credentials.h"
 
 namespace mla::worker_service {
 
@@ -36,6 +37,12 @@ struct WorkerOptions {
   absl::Duration connect_timeout = absl::Seconds(60);      // give up connecting after this
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration coordinator_timeout = absl::Seconds(20);  // silence that ends a session
+  // Security (docs/THREAT_MODEL.md): tls.ca set = TLS, verifying the coordinator's certificate
+  // (for the host in `coordinator`, or tls_server_name); tls.cert + tls.key = presented to it
+  // (mutual TLS, needed on a --worker_port with --worker_tls_*). Empty = plaintext.
+  security::TlsFiles tls;
+  std::string tls_server_name;
+  int max_message_mb = 64;                                 // largest message read
 };
 
 // Returns OK after a Shutdown, or once the coordinator it served has been unreachable for

@@ -2,6 +2,8 @@
 //
 //   mla-worker --coordinator=HOST:PORT [--checkpoint=DIR] [--num_cache_blocks=N |
 //              --cache_memory_mb=256] [--device=-1] [--rank=-1] [--connect_timeout_s=60]
+//              [--tls_dir=DIR | --tls_ca=F [--tls_cert=F --tls_key=F]] [--tls_server_name=N]
+//              [--max_message_mb=64]
 //
 // Without --coordinator it uses the Kubernetes LeaderWorkerSet variables: LWS_LEADER_ADDRESS
 // with --coordinator_port, and LWS_WORKER_INDEX as the rank it asks for (unless --rank is set).
@@ -16,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "security/credentials.h"
 #include "worker/service/worker_client.h"
 
 ABSL_FLAG(std::string, coordinator, "", "coordinator address host:port; default: "
@@ -32,6 +35,16 @@ ABSL_FLAG(double, coordinator_timeout_s, 20, "a coordinator silent this long is 
 ABSL_FLAG(std::string, gloo_host, "",
           "CPU groups: the address this rank's Gloo connections listen on; default: the local "
           "interface that routes to the coordinator");
+
+ABSL_FLAG(std::string, tls_dir, "",
+          "TLS to the coordinator: a directory with ca.crt (verifies the coordinator) and "
+          "tls.crt + tls.key (this worker's client certificate), e.g. a mounted secret");
+ABSL_FLAG(std::string, tls_ca, "", "CA of the coordinator's certificate (PEM); overrides dir");
+ABSL_FLAG(std::string, tls_cert, "", "this worker's client certificate (PEM); overrides dir");
+ABSL_FLAG(std::string, tls_key, "", "this worker's private key (PEM); overrides dir");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the coordinator's certificate must carry; default: the host dialled");
+ABSL_FLAG(int, max_message_mb, 64, "largest message read from the coordinator, in MiB");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -59,6 +72,16 @@ int main(int argc, char** argv) {
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_s));
   options.coordinator_timeout = absl::Seconds(absl::GetFlag(FLAGS_coordinator_timeout_s));
+  options.tls = mla::security::ResolveTlsFiles(
+      absl::GetFlag(FLAGS_tls_dir), {.cert = absl::GetFlag(FLAGS_tls_cert),
+                                     .key = absl::GetFlag(FLAGS_tls_key),
+                                     .ca = absl::GetFlag(FLAGS_tls_ca)});
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
+  if (options.max_message_mb < 1) {
+    std::fprintf(stderr, "mla-worker: --max_message_mb must be >= 1\n");
+    return 1;
+  }
 
   const absl::Status status = mla::worker_service::RunWorker(options);
   if (!status.ok()) {
