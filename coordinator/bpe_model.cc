@@ -21,6 +21,13 @@ absl::StatusOr<BpeModel> BpeModel::Create(
     if (id < 0) return absl::InvalidArgumentError(absl::StrCat("model.vocab: negative id ", id));
     max_id = std::max(max_id, id);
   }
+  // Ids index dense tables: allow holes, but not a table far larger than the vocabulary.
+  constexpr int64_t kMaxHoles = 1 << 16;
+  if (int64_t{max_id} >= static_cast<int64_t>(vocab.size()) + kMaxHoles) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.vocab: id ", max_id, " is far beyond the vocabulary's ", vocab.size(),
+        " entries (at most ", kMaxHoles, " unused ids)"));
+  }
   model.id_text_.resize(max_id + 1);
   model.id_bytes_.resize(max_id + 1);
   model.id_used_.assign(max_id + 1, false);

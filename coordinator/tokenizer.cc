@@ -116,6 +116,11 @@ absl::StatusOr<AddedTokens> ParseAddedTokens(const json& doc) {
     if (content == nullptr || id == entry.end() || !id->is_number_integer()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": needs an id and a content"));
     }
+    constexpr int64_t kMaxId = int64_t{1} << 24;  // as config.json's vocab_size bound
+    if (id->get<int64_t>() < 0 || id->get<int64_t>() >= kMaxId) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": id ", id->get<int64_t>(), " is outside [0, ", kMaxId, ")"));
+    }
     AddedToken token;
     token.id = static_cast<int32_t>(id->get<int64_t>());
     token.content = *content;

@@ -158,7 +158,40 @@ absl::Status ParseRope(const json& root, ModelConfig* config) {
 }
 
 // Every cross-field rule (the per-field rules ran while reading).
+// Upper bounds, far above any DeepSeek-V3-like model, that keep every derived size (parameter
+// counts: at most ~3 * 2^59) inside int64.
+absl::Status CheckBounds(const ModelConfig& c) {
+  constexpr int64_t kMaxWidth = int64_t{1} << 18, kMaxCount = int64_t{1} << 12;
+  const struct {
+    absl::string_view field;
+    int64_t value, max;
+  } bounds[] = {
+      {"vocab_size", c.vocab_size, int64_t{1} << 24},
+      {"hidden_size", c.hidden_size, kMaxWidth},
+      {"intermediate_size", c.intermediate_size, kMaxWidth},
+      {"moe_intermediate_size", c.moe_intermediate_size, kMaxWidth},
+      {"q_lora_rank", c.q_lora_rank, kMaxWidth},
+      {"kv_lora_rank", c.kv_lora_rank, kMaxWidth},
+      {"qk_nope_head_dim", c.qk_nope_head_dim, kMaxWidth},
+      {"qk_rope_head_dim", c.qk_rope_head_dim, kMaxWidth},
+      {"v_head_dim", c.v_head_dim, kMaxWidth},
+      {"num_hidden_layers", c.num_hidden_layers, int64_t{1} << 10},
+      {"num_attention_heads", c.num_attention_heads, kMaxCount},
+      {"n_routed_experts", c.n_routed_experts, kMaxCount},
+      {"n_shared_experts", c.n_shared_experts, kMaxCount},
+      {"num_experts_per_tok", c.num_experts_per_tok, kMaxCount},
+      {"max_position_embeddings", c.max_position_embeddings, int64_t{1} << 30},
+  };
+  for (const auto& b : bounds) {
+    if (b.value > b.max) {
+      return FieldError(b.field, absl::StrCat("must be at most ", b.max, ", got ", b.value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const ModelConfig& c) {
+  MLA_RETURN_IF_ERROR(CheckBounds(c));
   if (c.qk_rope_head_dim % 2 != 0) {
     return FieldError("qk_rope_head_dim", absl::StrCat("must be even, got ", c.qk_rope_head_dim));
   }
@@ -251,7 +284,6 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
     MLA_RETURN_IF_ERROR(ReadInt(root, key, /*required=*/true, out));
     MLA_RETURN_IF_ERROR(RequirePositive(key, *out));
   }
-
   // Defaults of HF's DeepseekV3Config.
   c.first_k_dense_replace = 3;
   c.moe_layer_freq = 1;
