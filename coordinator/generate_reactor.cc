@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "coordinator/chat_template.h"
 #include "coordinator/request_validation.h"
 #include "coordinator/status.h"
 
@@ -24,8 +26,8 @@ const char* FinishName(FinishReason reason) {
   return "";
 }
 
-// The request with prompt_text replaced by its tokens (bos first); FailedPrecondition without a
-// tokenizer.
+// The request with prompt_text (bos first) or chat (the chat format) replaced by its tokens;
+// FailedPrecondition without a tokenizer, InvalidArgument for a bad chat.
 absl::StatusOr<v1::GenerateRequest> EncodePromptText(const v1::GenerateRequest& request,
                                                      const Tokenizer* tokenizer) {
   if (tokenizer == nullptr) {
@@ -33,10 +35,26 @@ absl::StatusOr<v1::GenerateRequest> EncodePromptText(const v1::GenerateRequest& 
         "this model has no tokenizer (no tokenizer.json in its checkpoint); send "
         "prompt_token_ids");
   }
+  std::vector<int32_t> ids;
+  if (request.input_case() == v1::GenerateRequest::kChat) {
+    std::vector<ChatMessage> messages;
+    for (const v1::ChatMessage& m : request.chat().messages()) {
+      messages.push_back({m.role(), m.content()});
+    }
+    if (messages.empty()) return absl::InvalidArgumentError("chat.messages is empty");
+    absl::StatusOr<std::vector<ChatPiece>> pieces = RenderDeepSeekV3Chat(messages);
+    if (!pieces.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("chat: ", pieces.status().message()));
+    }
+    absl::StatusOr<std::vector<int32_t>> encoded = EncodeChat(*tokenizer, *pieces);
+    if (!encoded.ok()) return encoded.status();
+    ids = std::move(*encoded);
+  } else {
+    EncodeOptions options;
+    options.add_bos = true;
+    ids = tokenizer->Encode(request.prompt_text(), options);
+  }
   v1::GenerateRequest encoded = request;
-  EncodeOptions options;
-  options.add_bos = true;
-  const std::vector<int32_t> ids = tokenizer->Encode(request.prompt_text(), options);
   encoded.mutable_prompt_token_ids()->mutable_ids()->Assign(ids.begin(), ids.end());
   return encoded;
 }
@@ -69,7 +87,8 @@ GenerateReactor::GenerateReactor(Engine* engine, const ModelCard& model,
     decoder_ = std::make_unique<StreamDecoder>(tokenizer, decode);
   }
   absl::StatusOr<ValidatedRequest> validated = absl::UnknownError("unset");
-  if (request.input_case() == v1::GenerateRequest::kPromptText) {
+  if (request.input_case() == v1::GenerateRequest::kPromptText ||
+      request.input_case() == v1::GenerateRequest::kChat) {
     absl::StatusOr<v1::GenerateRequest> encoded = EncodePromptText(request, tokenizer);
     validated = encoded.ok() ? ValidateGenerateRequest(*encoded, model)
                              : absl::StatusOr<ValidatedRequest>(encoded.status());

@@ -75,7 +75,25 @@ def main():
             assert "max_tokens" in result.stderr, result.stderr
             print(f"  {result.stderr.strip()}")
 
-        checks = [python_text_stream, node_grpc_client, mla_client_streams_text,
+        def chat_over_grpc():
+            chat = pb.ChatMessages(messages=[pb.ChatMessage(role="system", content="Be brief."),
+                                             pb.ChatMessage(role="user", content="Say hello.")])
+            chunks = list(client.stream(pb.GenerateRequest(
+                chat=chat, max_tokens=6, ignore_eos=True,
+                sampling=pb.SamplingParams(temperature=0.0))))
+            assert sum(len(c.token_ids) for c in chunks) == 6, chunks
+            print(f"  chat: {''.join(c.text for c in chunks)!r}, "
+                  f"prompt {chunks[-1].usage.prompt_tokens} tokens")
+            try:
+                list(client.stream(pb.GenerateRequest(
+                    chat=pb.ChatMessages(messages=[pb.ChatMessage(role="robot", content="x")]),
+                    max_tokens=2)))
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+            else:
+                raise AssertionError("role robot was accepted")
+
+        checks = [python_text_stream, chat_over_grpc, node_grpc_client, mla_client_streams_text,
                   mla_client_reports_errors]
         failures = run_checks(checks)
 
