@@ -31,6 +31,8 @@ absl::Status CoordinatorServer::StartHttp() {
   http.address = options_.address;
   http.port = options_.http_port;
   http.max_body_mb = options_.max_message_mb;
+  http.tls = options_.client_tls;
+  http.api_token = options_.api_token;
   absl::StatusOr<std::unique_ptr<HttpServer>> server =
       HttpServer::Start(http, engine_.get(), &model_, tokenizer_.get(), &metrics_);
   if (!server.ok()) return server.status();

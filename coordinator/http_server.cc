@@ -41,7 +41,19 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   s->tokenizer_ = tokenizer;
   s->metrics_ = metrics;
   s->created_ = absl::ToUnixSeconds(absl::Now());
-  s->server_ = std::make_unique<httplib::Server>();
+  if (!options.tls.cert.empty()) {
+    s->server_ = std::make_unique<httplib::SSLServer>(
+        options.tls.cert.c_str(), options.tls.key.c_str(),
+        options.tls.ca.empty() ? nullptr : options.tls.ca.c_str());
+  } else {
+    s->server_ = std::make_unique<httplib::Server>();
+  }
+  if (!s->server_->is_valid()) {
+    return absl::InvalidArgumentError(absl::StrCat("HTTP TLS: cannot load the certificate '",
+                                                   options.tls.cert, "' / key '",
+                                                   options.tls.key, "'"));
+  }
+  s->api_token_ = options.api_token;
   s->server_->set_payload_max_length(static_cast<size_t>(options.max_body_mb) << 20);
   s->Routes();
   s->port_ = options.port == 0 ? s->server_->bind_to_any_port(options.address)
@@ -67,6 +79,20 @@ void HttpServer::Stop() {
 
 void HttpServer::Routes() {
   httplib::Server& s = *server_;
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!api_token_.required() || req.path == "/health" || req.path == "/ready" ||
+        api_token_.Accepts(req.get_header_value("Authorization"))) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    ApiError error;
+    error.http_status = 401;
+    error.type = "authentication_error";
+    error.code = "invalid_api_key";
+    error.message = "missing or invalid bearer token (Authorization: Bearer <token>)";
+    res.set_header("WWW-Authenticate", "Bearer");
+    Reply(res, error);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });

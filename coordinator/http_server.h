@@ -25,6 +25,8 @@
 #include "coordinator/openai_api.h"
 #include "coordinator/request_trace.h"
 #include "coordinator/tokenizer.h"
+#include "security/api_token.h"
+#include "security/credentials.h"
 
 namespace httplib {
 class Server;
@@ -38,6 +40,11 @@ struct HttpOptions {
   std::string address = "0.0.0.0";  // interface to listen on
   int port = 0;                      // 0 = any free port (see port())
   int max_body_mb = 64;              // largest request body read
+  // TLS as on the gRPC client port (security/credentials.h): cert + key = HTTPS; with ca,
+  // client certificates are required. api_token: "Authorization: Bearer <token>" required on
+  // every path but /health and /ready (else 401).
+  security::TlsFiles tls;
+  security::ApiToken api_token;
 };
 
 class HttpServer {
@@ -62,6 +69,7 @@ class HttpServer {
   const ModelCard* model_ = nullptr;
   const Tokenizer* tokenizer_ = nullptr;
   ServingMetrics* metrics_ = nullptr;
+  security::ApiToken api_token_;
   int64_t created_ = 0;  // unix seconds of Start, the model's "created"
   std::atomic<uint64_t> next_id_{1};
   int port_ = 0;
