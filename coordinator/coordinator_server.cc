@@ -130,6 +130,7 @@ void CoordinatorServer::Drain() {
   Log(absl::StrCat("draining: no new requests; live ones get ",
                    absl::FormatDuration(options_.drain_grace)));
   engine_->StopAccepting();
+  if (http_ != nullptr) http_->SetDraining();  // /ready answers 503 from now on
   SetServing(false);
   if (!engine_->WaitIdle(options_.drain_grace)) {
     Log("grace period over: cancelling the requests still running");

@@ -98,7 +98,10 @@ void HttpServer::Routes() {
   });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     const EngineStats stats = engine_->Stats();
-    if (stats.serving) {
+    if (draining_.load(std::memory_order_relaxed)) {
+      res.status = 503;
+      res.set_content("not ready: draining\n", "text/plain");
+    } else if (stats.serving) {
       res.set_content("ready\n", "text/plain");
     } else {
       res.status = 503;

@@ -59,6 +59,8 @@ class HttpServer {
   int port() const { return port_; }
   // Stops listening and waits for the handlers to return. Idempotent.
   void Stop();
+  // From now on /ready answers 503 (the server drains); requests are refused by the engine.
+  void SetDraining() { draining_.store(true, std::memory_order_relaxed); }
 
  private:
   HttpServer() = default;
@@ -72,6 +74,7 @@ class HttpServer {
   security::ApiToken api_token_;
   int64_t created_ = 0;  // unix seconds of Start, the model's "created"
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> draining_{false};
   int port_ = 0;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -228,6 +228,25 @@ def main():
             print(f"  {line.group(0)}")
             assert len(re.findall(rf"request_id={re.escape(rid)} ", cluster.coordinator.log())) == 1
 
+        def not_ready_while_draining():
+            # Last: SIGTERM. A live request finishes; meanwhile /ready is 503, /health 200.
+            import threading
+            result = {}
+            def long_one():
+                result["answer"] = http("POST", base + "/v1/completions",
+                                        {"prompt": "a", "max_tokens": 300, "ignore_eos": True},
+                                        timeout=120)
+            thread = threading.Thread(target=long_one)
+            thread.start()
+            wait_for(lambda: cluster.client.status().num_running == 1, 30, "running")
+            cluster.terminate_coordinator()
+            wait_for(lambda: http("GET", base + "/ready", timeout=5)[0] == 503, 10, "/ready 503")
+            assert http("GET", base + "/health", timeout=5)[0] == 200
+            thread.join(timeout=120)
+            status, _, body = result["answer"]
+            assert status == 200 and json.loads(body)["usage"]["completion_tokens"] == 300, body
+            assert cluster.coordinator.wait(timeout=60) == 0
+
         def disconnect_frees_the_cache():
             conn = http_client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=30)
             conn.request("POST", "/v1/completions",
@@ -253,7 +272,7 @@ def main():
 
         return run_checks([probes_before_and_after_workers, errors_have_openai_shape,
                            queue_full_is_429, metrics_parse_and_move, one_log_line_per_request,
-                           disconnect_frees_the_cache])
+                           disconnect_frees_the_cache, not_ready_while_draining])
 
 
 if __name__ == "__main__":
