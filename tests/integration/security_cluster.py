@@ -4,7 +4,7 @@ test_security_*.py tests. Certificates come from security_certs (openssl, at tes
 """
 
 import os
-import socket
+import re
 import tempfile
 
 import grpc
@@ -13,12 +13,6 @@ from security_certs import Pki
 from serving_harness import Client, Cluster
 
 TOKEN = "s3cret-token-for-tests"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Certificates:
@@ -53,14 +47,20 @@ def tls_channel(port, ca_pem, token=None):
 class SecureCluster(Cluster):
     def __init__(self, certs, tp=1, extra_flags=()):
         self.certs = certs
-        self.worker_port = free_port()
+        self.worker_port = None  # --worker_port=0: read from the coordinator's log
         flags = [f"--tls_cert={certs.coordinator.cert}", f"--tls_key={certs.coordinator.key}",
-                 f"--api_token_file={certs.token_file}", f"--worker_port={self.worker_port}",
+                 f"--api_token_file={certs.token_file}", "--worker_port=0",
                  f"--worker_tls_dir={certs.coordinator.dir}", *extra_flags]
         super().__init__(tp=tp, extra_flags=flags)
 
     def __enter__(self):
         super().__enter__()
+        # Logged before "listening on": "... worker port N: TLS (mutual ...)".
+        match = re.search(r"worker port (\d+):", self.coordinator.log())
+        if match is None:
+            self.__exit__(AssertionError, None, None)
+            raise AssertionError(f"no worker port in the log:\n{self.coordinator.log()}")
+        self.worker_port = int(match.group(1))
         self.client.close()
         self.client = Client(self.port, channel=tls_channel(self.port, self.certs.ca.pem(),
                                                              TOKEN))
