@@ -38,8 +38,12 @@ ABSL_FLAG(double, worker_wait_s, 60, "log the missing ranks after this many seco
 ABSL_FLAG(int, http_port, -1,
           "HTTP port (OpenAI API, /metrics, /health, /ready); 0 = pick a free one and print "
           "\"http listening on PORT\" after the gRPC line; -1 = no HTTP");
-ABSL_FLAG(double, heartbeat_timeout_s, 20, "a worker silent this long has failed");
-ABSL_FLAG(double, step_timeout_s, 60, "a step not answered within this fails the group");
+ABSL_FLAG(double, heartbeat_timeout_s, 6, "a worker silent this long has failed (hung)");
+ABSL_FLAG(double, step_timeout_s, 10,
+          "a step not answered within this fails the ranks that did not answer");
+ABSL_FLAG(double, queue_timeout_s, 120,
+          "a request queued (not yet scheduled) longer than this ends with DEADLINE_EXCEEDED; "
+          "0 = no limit");
 ABSL_FLAG(std::string, tls_dir, "",
           "client port TLS: a directory with tls.crt, tls.key (and ca.crt: then client "
           "certificates are required), e.g. a mounted Kubernetes secret");
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   options.engine.scheduler.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   options.engine.scheduler.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.engine.step_timeout = absl::Seconds(absl::GetFlag(FLAGS_step_timeout_s));
+  options.engine.queue_timeout = absl::Seconds(absl::GetFlag(FLAGS_queue_timeout_s));
   options.drain_grace = absl::Seconds(absl::GetFlag(FLAGS_drain_grace_s));
   options.http_port = absl::GetFlag(FLAGS_http_port);
 

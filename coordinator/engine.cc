@@ -58,6 +58,13 @@ absl::Status Engine::Submit(ValidatedRequest request, RequestSink* sink, uint64_
     return absl::UnavailableError(
         absl::StrCat("not serving: ", detail.empty() ? stats_.detail : detail));
   }
+  const int64_t limit = options_.scheduler.max_num_seqs + options_.scheduler.max_waiting;
+  if (num_live_ >= limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        num_live_, " requests are running or queued, the most this server holds (max_num_seqs ",
+        options_.scheduler.max_num_seqs, " + max_waiting ", options_.scheduler.max_waiting,
+        "); retry later"));
+  }
   *ticket = next_ticket_++;
   arrivals_.push_back({*ticket, std::move(request), sink});
   ++num_live_;
@@ -112,6 +119,7 @@ void Engine::Loop() {
     SyncWithGroup();
     Admit(std::move(arrivals));
     CancelTickets(cancels);
+    ExpireWaiting();
     if (cancel_all) {
       std::vector<uint64_t> all;
       for (const auto& [ticket, live] : live_) all.push_back(ticket);
@@ -189,7 +197,7 @@ void Engine::Admit(std::vector<Arrival> arrivals) {
       Finalized(1);
       continue;
     }
-    live_[a.ticket] = {a.sink, *seq_id};
+    live_[a.ticket] = {a.sink, *seq_id, absl::Now()};
     tickets_[*seq_id] = a.ticket;
   }
 }
@@ -200,6 +208,34 @@ void Engine::CancelTickets(const std::vector<uint64_t>& tickets) {
     if (it == live_.end() || scheduler_ == nullptr) continue;  // ended already
     absl::StatusOr<SequenceUpdate> update = scheduler_->Cancel(it->second.seq_id);
     if (update.ok()) Deliver(*update);
+  }
+}
+
+void Engine::ExpireWaiting() {
+  const absl::Time now = absl::Now();
+  if (scheduler_ == nullptr || options_.queue_timeout <= absl::ZeroDuration() ||
+      now - last_expiry_scan_ < absl::Milliseconds(100)) {
+    return;
+  }
+  last_expiry_scan_ = now;
+  std::vector<uint64_t> expired;
+  for (const auto& [ticket, live] : live_) {
+    const Sequence* seq = scheduler_->Find(live.seq_id);
+    if (seq != nullptr && seq->status() == SequenceStatus::kWaiting &&
+        now - live.admitted > options_.queue_timeout) {
+      expired.push_back(ticket);
+    }
+  }
+  for (uint64_t ticket : expired) {
+    auto it = live_.find(ticket);
+    const Live live = it->second;
+    scheduler_->Cancel(live.seq_id).IgnoreError();  // frees its blocks; no update delivered
+    live_.erase(it);
+    tickets_.erase(live.seq_id);
+    live.sink->OnError(absl::DeadlineExceededError(absl::StrCat(
+        "waited ", absl::FormatDuration(now - live.admitted), " in the queue, longer than "
+        "queue_timeout ", absl::FormatDuration(options_.queue_timeout), " (server overloaded)")));
+    Finalized(1);
   }
 }
 

@@ -50,7 +50,9 @@ class RequestSink {
 struct EngineOptions {
   SchedulerOptions scheduler;                      // max_model_len, eos from the model card
   int64_t max_cache_blocks = 0;                    // cap on the group's capacity; 0 = none
-  absl::Duration step_timeout = absl::Seconds(60); // a step slower than this fails the group
+  absl::Duration step_timeout = absl::Seconds(10); // a step slower than this fails the group
+  absl::Duration queue_timeout = absl::Seconds(120); // waiting (not yet scheduled) longer than
+                                                     // this: DEADLINE_EXCEEDED; 0 = no limit
   int max_steps_in_flight = 1;                     // micro-batches in flight: the pp size, so
                                                    // that pipeline stages do not idle
 };
@@ -82,7 +84,8 @@ class Engine {
   void Stop();
 
   // Queues a request, writing its ticket to *ticket before the loop can see it. Unavailable if
-  // not serving or no longer accepting. On success the engine keeps `sink` until its final call.
+  // not serving or no longer accepting; ResourceExhausted at once when max_num_seqs +
+  // max_waiting requests are already live (the queue and its memory are bounded). On success the engine keeps `sink` until its final call.
   absl::Status Submit(ValidatedRequest request, RequestSink* sink, uint64_t* ticket);
   // Ends the request (its blocks are freed at once); its final is OnUpdate(kCancelled). No-op
   // if it already ended.
@@ -105,6 +108,7 @@ class Engine {
   struct Live {
     RequestSink* sink;
     int64_t seq_id;
+    absl::Time admitted;  // for queue_timeout
   };
 
   void Loop();
@@ -113,6 +117,7 @@ class Engine {
   void SyncWithGroup();
   void Admit(std::vector<Arrival> arrivals);
   void CancelTickets(const std::vector<uint64_t>& tickets);
+  void ExpireWaiting();  // queue_timeout: fails requests that waited too long
   bool RunOneStep();
   bool FailStep(uint64_t wire_id, const absl::Status& status);
   void Deliver(const SequenceUpdate& update);
@@ -148,6 +153,7 @@ class Engine {
   absl::flat_hash_map<uint64_t, Live> live_;        // by ticket
   absl::flat_hash_map<int64_t, uint64_t> tickets_;  // scheduler seq id -> ticket
   absl::BitGen rng_;                                // seeds for requests that give none
+  absl::Time last_expiry_scan_ = absl::InfinitePast();
 };
 
 }  // namespace mla::coordinator

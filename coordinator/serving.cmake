@@ -11,7 +11,7 @@ if(TARGET mla_protos)
   add_library(mla_coordinator_server STATIC
               coordinator_server.cc engine.cc generate_reactor.cc inference_service.cc
               model_card.cc rendezvous_store.cc request_validation.cc status.cc step_wire.cc worker_connection.cc
-              worker_hub.cc worker_hub_status.cc)
+              worker_hub.cc worker_hub_monitor.cc worker_hub_status.cc)
   target_link_libraries(mla_coordinator_server PUBLIC
                         mla_coordinator_core mla_protos mla_security gRPC::grpc++
                         gRPC::grpc++_reflection

@@ -11,8 +11,6 @@
 namespace mla::coordinator {
 namespace {
 
-constexpr absl::Duration kMonitorPeriod = absl::Milliseconds(250);
-
 void Log(const std::string& line) { absl::FPrintF(stderr, "mla-coordinator: %s\n", line); }
 
 }  // namespace
@@ -44,6 +42,8 @@ WorkerHub::~WorkerHub() {
     if (slot.conn != nullptr) slot.conn->Unref();
     slot.conn = nullptr;
   }
+  for (auto& [conn, why] : resets_) conn->Unref();
+  resets_.clear();
 }
 
 void WorkerHub::Start() { monitor_ = std::thread([this] { Monitor(); }); }
@@ -76,7 +76,11 @@ void WorkerHub::OnMessage(WorkerConnection* conn, const v1::WorkerMessage& messa
         changed = true;
         break;
       case v1::WorkerMessage::kLoaded:
-        if (rank < 0) break;
+        // Ignored: not a member, or the answer to a formation that a failure superseded.
+        if (rank < 0 || slots_[rank].state != v1::WORKER_STATE_LOADING ||
+            message.loaded().formation() != formations_) {
+          break;
+        }
         LoadedLocked(rank, message.loaded());
         changed = true;
         break;
@@ -86,7 +90,13 @@ void WorkerHub::OnMessage(WorkerConnection* conn, const v1::WorkerMessage& messa
         if (it == pending_.end()) break;  // not awaited (a step already given up on)
         PendingStep& pending = it->second;
         pending.waiting.erase(rank);
-        if (message.step_result().has_error() && pending.error.ok()) {
+        if (message.step_result().has_error() && message.step_result().peer_failed()) {
+          if (pending.peer_error.ok()) {  // wait for the others: a peer died or hangs
+            pending.peer_error = absl::UnavailableError(
+                absl::StrCat("rank ", rank, ": ", message.step_result().error()));
+            pending.peer_error_rank = rank;
+          }
+        } else if (message.step_result().has_error() && pending.error.ok()) {
           pending.error = absl::InternalError(
               absl::StrCat("rank ", rank, ": ", message.step_result().error()));
           pending.error_rank = rank;
@@ -166,6 +176,7 @@ void WorkerHub::RegisterLocked(WorkerConnection* conn, const v1::Register& reg, 
     v1::CoordinatorMessage assignment, load;
     *assignment.mutable_assignment() = AssignmentLocked(r);
     load.mutable_load_model()->set_num_cache_blocks(options_.num_cache_blocks);
+    load.mutable_load_model()->set_formation(formations_);
     slots_[r].conn->Ref();
     out->emplace_back(slots_[r].conn, std::move(assignment));
     slots_[r].conn->Ref();
@@ -243,6 +254,14 @@ WorkerConnection* WorkerHub::FailLocked(int rank, const std::string& why) {
   Log(absl::StrFormat("rank %d (%s, pid %d) failed: %s", rank, slot.reg.host(), slot.reg.pid(),
                       why));
   ready_ = false;
+  for (int r = 0; r < world_size_; ++r) {  // the survivors drop their group state
+    Slot& s = slots_[r];
+    if (r == rank || s.conn == nullptr || s.state == v1::WORKER_STATE_REGISTERED) continue;
+    s.state = v1::WORKER_STATE_REGISTERED;
+    s.cache_blocks = 0;
+    s.conn->Ref();
+    resets_.emplace_back(s.conn, absl::StrCat("rank ", rank, " failed: ", why));
+  }
   for (auto& [step_id, pending] : pending_) {
     if (pending.waiting.contains(rank) && pending.error.ok()) {
       pending.error = absl::UnavailableError(absl::StrCat("rank ", rank, " failed: ", why));
@@ -261,6 +280,7 @@ void WorkerHub::OnClosed(WorkerConnection* conn, const std::string& why) {
   if (detached == nullptr) return;
   detached->Close(absl::UnavailableError(why));
   detached->Unref();
+  SendResets();
   Changed();
 }
 
@@ -315,6 +335,11 @@ absl::StatusOr<v1::StepResult> WorkerHub::AwaitStepResult(uint64_t step_id,
                                            absl::FormatDuration(timeout));
       for (int r : late) failed.emplace_back(FailLocked(r, why), why);
       out = absl::DeadlineExceededError(absl::StrCat(RankList(late), ": ", why));
+    } else if (pending.error.ok() && !pending.peer_error.ok()) {
+      // Every rank answered, and only collective failures: blame the first to report one.
+      const std::string why(pending.peer_error.message());
+      failed.emplace_back(FailLocked(pending.peer_error_rank, why), why);
+      out = pending.peer_error;
     } else if (!pending.error.ok()) {
       if (pending.error_rank >= 0) {
         const std::string why(pending.error.message());
@@ -330,71 +355,9 @@ absl::StatusOr<v1::StepResult> WorkerHub::AwaitStepResult(uint64_t step_id,
     conn->Close(absl::UnavailableError(why));
     conn->Unref();
   }
+  SendResets();
   if (!failed.empty()) Changed();
   return out;
-}
-
-int WorkerHub::ShutdownWorkers(const std::string& reason, absl::Duration timeout) {
-  std::vector<WorkerConnection*> targets;
-  {
-    absl::MutexLock lock(&mu_);
-    shutting_down_ = true;
-    ready_ = false;
-    for (Slot& s : slots_) {
-      if (s.conn == nullptr) continue;
-      s.state = v1::WORKER_STATE_DRAINING;
-      s.conn->Ref();
-      targets.push_back(s.conn);
-    }
-  }
-  Changed();
-  v1::CoordinatorMessage message;
-  message.mutable_shutdown()->set_reason(reason);
-  for (WorkerConnection* conn : targets) {
-    conn->Send(message);
-    conn->Unref();
-  }
-  absl::MutexLock lock(&mu_);
-  auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (const Slot& s : slots_) {
-      if (s.conn != nullptr) return false;
-    }
-    return true;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&gone), timeout);
-  int left = 0;
-  for (const Slot& s : slots_) left += s.conn != nullptr ? 1 : 0;
-  return left;
-}
-
-void WorkerHub::Monitor() {
-  absl::MutexLock lock(&mu_);
-  while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), kMonitorPeriod)) {
-    const absl::Time now = absl::Now();
-    std::vector<std::pair<WorkerConnection*, std::string>> silent;
-    for (int r = 0; r < world_size_; ++r) {
-      const Slot& s = slots_[r];
-      if (s.conn == nullptr || now - s.last_seen <= options_.heartbeat_timeout) continue;
-      const std::string why = absl::StrCat("silent for ", absl::FormatDuration(now - s.last_seen),
-                                           " (heartbeat timeout)");
-      silent.emplace_back(FailLocked(r, why), why);
-    }
-    const bool incomplete = std::any_of(slots_.begin(), slots_.end(),
-                                        [](const Slot& s) { return s.conn == nullptr; });
-    if (incomplete && !shutting_down_ && now - incomplete_since_ >= options_.worker_wait &&
-        now - last_missing_log_ >= options_.worker_wait) {
-      Log(absl::StrCat("not serving: ", DetailLocked()));
-      last_missing_log_ = now;
-    }
-    if (silent.empty()) continue;
-    mu_.Unlock();
-    for (auto& [conn, why] : silent) {
-      conn->Close(absl::UnavailableError(why));
-      conn->Unref();
-    }
-    Changed();
-    mu_.Lock();
-  }
 }
 
 }  // namespace mla::coordinator

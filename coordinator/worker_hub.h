@@ -7,7 +7,10 @@
 // LoadModel; when every rank reports Loaded the group is ready and its capacity is the minimum of
 // their cache blocks. A rank whose stream breaks, who stays silent past the heartbeat timeout, or
 // who fails or misses a step is failed: the group stops being ready and the rank is free for a
-// new worker. Ranks missing after worker_wait are logged by number, and State().detail names them.
+// new worker; every other connected rank is sent Reset (drop the model, communicators and cache)
+// and waits, registered, for the group's re-formation: once every rank is held again, all of
+// them get a new Assignment (a new rendezvous key prefix) and LoadModel. Ranks missing after
+// worker_wait are logged by number, and State().detail names them.
 //
 // Threads: Connect and the ConnectionListener calls run on gRPC's library threads and never
 // block; SendStep/AwaitStepResult on the step loop; State, Workers from any thread; a monitor
@@ -41,7 +44,7 @@ struct HubOptions {
   ModelCard model;                                       // checkpoint path, hash, layer count
   int64_t num_cache_blocks = 0;                          // LoadModel's; 0 = what fits
   absl::Duration worker_wait = absl::Seconds(60);        // then log the missing ranks
-  absl::Duration heartbeat_timeout = absl::Seconds(20);  // silent this long = failed
+  absl::Duration heartbeat_timeout = absl::Seconds(6);   // silent this long = failed
 };
 
 class WorkerHub final : public v1::WorkerControl::CallbackService,
@@ -92,6 +95,8 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
     v1::StepResult result;             // the sampling rank's answer
     absl::Status error;                // the first failure
     int error_rank = -1;               // the rank that reported it, if one did
+    absl::Status peer_error;           // the first collective failure a rank reported: the
+    int peer_error_rank = -1;          // faulty peer is looked for among the others first
   };
   using Outbox = std::vector<std::pair<WorkerConnection*, v1::CoordinatorMessage>>;
 
@@ -106,7 +111,9 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoadedLocked(int rank, const v1::Loaded& loaded) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a rank failed; returns its connection (reference passed to the caller) or nullptr.
+  // The other assigned ranks go back to REGISTERED and are queued in resets_ for a Reset.
   WorkerConnection* FailLocked(int rank, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendResets() ABSL_LOCKS_EXCLUDED(mu_);  // sends the queued Resets
   int RankOfLocked(const WorkerConnection* conn) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DetailLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Assignment AssignmentLocked(int rank) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -130,6 +137,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   absl::Time incomplete_since_ ABSL_GUARDED_BY(mu_);  // when a rank was last missing
   absl::Time last_missing_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::map<uint64_t, PendingStep> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<WorkerConnection*, std::string>> resets_ ABSL_GUARDED_BY(mu_);  // Ref'd
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -259,5 +259,42 @@ TEST_F(EngineTest, DrainEndsEveryRequestOnce) {
   for (Sink& s : sinks) EXPECT_EQ(s.finals(), 1) << "no second final after Stop";
 }
 
+// Overload: at most max_num_seqs + max_waiting live requests (beyond: ResourceExhausted from
+// Submit itself), and a request queued longer than queue_timeout ends with DeadlineExceeded.
+TEST(EngineOverload, RefusedAtOnceBeyondTheLimitAndQueuedRequestsTimeOut) {
+  FakeGroup group;
+  group.set_step_time(absl::Milliseconds(2));
+  Engine engine({.scheduler = {.max_num_seqs = 1, .max_waiting = 3, .max_model_len = 4096},
+                 .queue_timeout = absl::Milliseconds(300)},
+                &group, nullptr);
+  engine.Start();
+  group.Set(true);
+  for (int i = 0; i < 500 && !engine.Stats().serving; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(engine.Stats().serving);
+  Sink running;
+  uint64_t running_ticket = 0, ticket = 0;
+  ASSERT_TRUE(engine.Submit(Request(1500), &running, &running_ticket).ok());
+  ASSERT_TRUE(running.WaitTokens(1));
+  std::vector<Sink> queued(3);
+  for (Sink& s : queued) ASSERT_TRUE(engine.Submit(Request(4), &s, &ticket).ok());
+  Sink refused;
+  const absl::Time start = absl::Now();
+  const absl::Status s = engine.Submit(Request(4), &refused, &ticket);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("max_waiting 3"), std::string::npos) << s.message();
+  for (Sink& q : queued) {
+    ASSERT_TRUE(q.WaitFinal(absl::Seconds(5)));
+    EXPECT_EQ(q.error().code(), absl::StatusCode::kDeadlineExceeded) << q.error();
+    EXPECT_NE(q.error().message().find("queue"), std::string::npos) << q.error();
+  }
+  EXPECT_EQ(running.finals(), 0) << "the running request is not subject to the queue timeout";
+  engine.Cancel(running_ticket);
+  ASSERT_TRUE(engine.WaitIdle(absl::Seconds(10)));
+  for (Sink& q : queued) EXPECT_EQ(q.finals(), 1);
+  EXPECT_EQ(running.finals(), 1);
+  EXPECT_EQ(refused.finals(), 0);
+}
+
 }  // namespace
 }  // namespace mla::coordinator

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -65,12 +66,15 @@ void RendezvousClient::wait(const std::vector<std::string>& keys) { wait(keys, t
 
 void RendezvousClient::wait(const std::vector<std::string>& keys,
                             const std::chrono::milliseconds& timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // The client's own timeout is the floor: Gloo passes its (short) collective timeout, and
+  // meeting a re-forming group can take longer than one collective.
+  const std::chrono::milliseconds wait_for = std::max(timeout, timeout_);
+  const auto deadline = std::chrono::steady_clock::now() + wait_for;
   std::string ignored;
   for (const std::string& key : keys) {
     while (!TryGet(key, &ignored)) {
       if (std::chrono::steady_clock::now() >= deadline) {
-        throw gloo::IoException(absl::StrCat("rendezvous: timed out after ", timeout.count(),
+        throw gloo::IoException(absl::StrCat("rendezvous: timed out after ", wait_for.count(),
                                              " ms waiting for '", key, "'"));
       }
       std::this_thread::sleep_for(kPollInterval);

@@ -24,7 +24,7 @@ absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options
     }
     const std::string& store_address = a.rendezvous().gloo_store_address();
     RendezvousClient store(store_address.empty() ? options.coordinator : store_address,
-                           gloo.timeout);
+                           absl::ToChronoMilliseconds(options.meet_timeout));
     auto connect = [&](const std::string& group, int rank, int size) -> absl::Status {
       MLA_ASSIGN_OR_RETURN(
           std::unique_ptr<Communicator> c,
@@ -58,7 +58,8 @@ absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options
 absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
                                       const CacheSizing& sizing,
-                                      const CollectiveOptions& collectives) {
+                                      const CollectiveOptions& collectives,
+                                      std::unique_ptr<Checkpoint> reuse) {
   MLA_ASSIGN_OR_RETURN(const std::string config_json, ReadConfigJson(checkpoint_dir));
   const std::string hash = ConfigHash(config_json);
   if (!assignment.config_hash().empty() && assignment.config_hash() != hash) {
@@ -67,7 +68,11 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                      assignment.config_hash()));
   }
   LoadedShard shard;
-  MLA_ASSIGN_OR_RETURN(shard.checkpoint, Checkpoint::Open(checkpoint_dir));
+  if (reuse != nullptr) {
+    shard.checkpoint = std::move(reuse);
+  } else {
+    MLA_ASSIGN_OR_RETURN(shard.checkpoint, Checkpoint::Open(checkpoint_dir));
+  }
   MLA_RETURN_IF_ERROR(MakeModel(assignment, collectives, &shard));
   const ModelConfig& c = shard.model->config();
   const int64_t layers = shard.model->num_local_layers();

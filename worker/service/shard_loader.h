@@ -35,7 +35,8 @@ struct CollectiveOptions {
   std::string coordinator;  // host:port: its RendezvousStore serves CPU groups
   std::string gloo_host;    // address this rank listens on; empty = the interface toward
                             // the coordinator
-  absl::Duration timeout = absl::Seconds(60);  // per collective and for meeting the group
+  absl::Duration timeout = absl::Seconds(60);  // per collective
+  absl::Duration meet_timeout = absl::Seconds(60);  // for meeting the group in the store
 };
 
 struct LoadedShard {
@@ -54,10 +55,12 @@ absl::Status MakeModel(const v1::Assignment& assignment, const CollectiveOptions
 
 // Opens `checkpoint_dir`, checks its config hash against the assignment's (FailedPrecondition
 // if they differ), loads the shard and allocates the cache. InvalidArgument when no block fits.
+// `reuse` (may be null): the checkpoint of checkpoint_dir, already open (a re-formed group).
 absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
                                       const CacheSizing& sizing,
-                                      const CollectiveOptions& collectives);
+                                      const CollectiveOptions& collectives,
+                                      std::unique_ptr<Checkpoint> reuse = nullptr);
 
 }  // namespace mla::worker_service
 

@@ -55,6 +55,9 @@ v1::StepResult StepExecutor::Run(const v1::Step& step) {
                  : absl::StatusOr<StepOutput>(batch.status());
   if (!out.ok()) {
     result.set_error(out.status().ToString());
+    // The communicators report a dead or hung peer as Unavailable or DeadlineExceeded.
+    result.set_peer_failed(absl::IsUnavailable(out.status()) ||
+                           absl::IsDeadlineExceeded(out.status()));
   } else if (returns_tokens_) {
     result.mutable_seq_ids()->Assign(out->seq_ids.begin(), out->seq_ids.end());
     result.mutable_tokens()->Assign(out->tokens.begin(), out->tokens.end());

@@ -139,6 +139,10 @@ class Session {
           Write(out);
         }
         return true;
+      case v1::CoordinatorMessage::kReset:
+        Log(absl::StrCat("reset: ", in.reset().reason(), "; waiting for the group to re-form"));
+        DropGroupState();
+        return true;
       case v1::CoordinatorMessage::kShutdown: {
         Log(absl::StrCat("shutdown: ", in.shutdown().reason()));
         out.mutable_shutdown_ack();
@@ -156,6 +160,7 @@ class Session {
 
   v1::Loaded Load(const v1::LoadModel& request) {
     v1::Loaded loaded;
+    loaded.set_formation(request.formation());
     if (assignment_.tp_size() == 0) {
       loaded.set_error("LoadModel before Assignment");
       return loaded;
@@ -166,11 +171,20 @@ class Session {
                              .flag_blocks = options_.num_cache_blocks,
                              .memory_bytes = options_.cache_memory_mb << 20};
     const auto start = std::chrono::steady_clock::now();
-    executor_.reset();
+    DropGroupState();
+    // A survivor of a failed group that is given the same shard keeps its open checkpoint.
+    std::unique_ptr<Checkpoint> reuse;
+    if (SameShard(loaded_assignment_, assignment_) && loaded_dir_ == dir) {
+      reuse = std::move(shard_.checkpoint);
+    }
     shard_ = LoadedShard{};
+    loaded_assignment_ = v1::Assignment();
+    const bool reused = reuse != nullptr;
     absl::StatusOr<LoadedShard> shard = LoadShard(
         dir, assignment_, sizing,
-        {.coordinator = options_.coordinator, .gloo_host = options_.gloo_host});
+        {.coordinator = options_.coordinator, .gloo_host = options_.gloo_host,
+         .timeout = options_.collective_timeout, .meet_timeout = options_.connect_timeout},
+        std::move(reuse));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!shard.ok()) {
@@ -179,6 +193,8 @@ class Session {
       return loaded;
     }
     shard_ = std::move(*shard);
+    loaded_assignment_ = assignment_;
+    loaded_dir_ = dir;
     const bool returns_tokens =
         assignment_.stage() + 1 == assignment_.pp_size() && assignment_.tp_rank() == 0;
     executor_ = std::make_unique<StepExecutor>(shard_.model.get(), shard_.cache.get(),
@@ -186,9 +202,26 @@ class Session {
     loaded.set_num_cache_blocks(shard_.cache->num_blocks());
     loaded.set_load_seconds(seconds);
     loaded.set_weight_bytes(shard_.weight_bytes);
-    Log(absl::StrFormat("loaded %s in %.2f s: %d cache blocks", dir, seconds,
+    Log(absl::StrFormat("loaded %s in %.2f s%s: %d cache blocks", dir, seconds,
+                        reused ? " (checkpoint kept, communicators and cache rebuilt)" : "",
                         shard_.cache->num_blocks()));
     return loaded;
+  }
+
+  // Drops what belongs to the group formation (executor, model, communicators, cache); keeps the
+  // open checkpoint for a re-formation that gives this worker the same shard.
+  void DropGroupState() {
+    executor_.reset();
+    shard_.model.reset();
+    shard_.communicators.clear();
+    shard_.cache.reset();
+  }
+
+  static bool SameShard(const v1::Assignment& a, const v1::Assignment& b) {
+    return a.tp_size() > 0 && a.stage() == b.stage() && a.tp_rank() == b.tp_rank() &&
+           a.tp_size() == b.tp_size() && a.pp_size() == b.pp_size() &&
+           a.first_layer() == b.first_layer() && a.end_layer() == b.end_layer() &&
+           a.config_hash() == b.config_hash();
   }
 
   // Sends heartbeats; cancels the stream when the coordinator is silent while we wait on it.
@@ -223,6 +256,8 @@ class Session {
   std::atomic<int64_t> read_since_ms_{0};  // when the pending Read began; 0 = none pending
   std::atomic<int64_t> last_heard_ms_{0};
   v1::Assignment assignment_;
+  v1::Assignment loaded_assignment_;  // the one shard_ was loaded for; empty if none
+  std::string loaded_dir_;
   LoadedShard shard_;
   std::unique_ptr<StepExecutor> executor_;
 

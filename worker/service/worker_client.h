@@ -4,7 +4,9 @@
 // connect_timeout), opens the Connect stream and Registers; then it follows the coordinator:
 // Assignment (its rank and layer range), LoadModel (load the shard with LoadShard, allocate the
 // cache, answer Loaded with the block count), Steps (run each with a StepExecutor, answer
-// StepResult), Heartbeats (answered), Shutdown (answer ShutdownAck, close, return OK). A thread
+// StepResult), Heartbeats (answered), Reset (another rank failed: drop the model, communicators
+// and cache, keeping the open checkpoint for a re-formation with the same shard), Shutdown
+// (answer ShutdownAck, close, return OK). A thread
 // sends a Heartbeat every heartbeat_interval and cancels the stream when the coordinator has
 // been silent for coordinator_timeout while the worker waits on it. When the stream breaks the
 // worker drops its shard and connects again from scratch (a restarted coordinator gets it back).
@@ -43,6 +45,8 @@ struct WorkerOptions {
   security::TlsFiles tls;
   std::string tls_server_name;
   int max_message_mb = 64;                                 // largest message read
+  absl::Duration collective_timeout = absl::Seconds(5);    // per Gloo collective (a dead or
+                                                           // hung peer fails the step after it)
 };
 
 // Returns OK after a Shutdown, or once the coordinator it served has been unreachable for

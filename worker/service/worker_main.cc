@@ -32,6 +32,8 @@ ABSL_FLAG(int, rank, -1, "rank to ask for; -1 = $LWS_WORKER_INDEX if set, else a
 ABSL_FLAG(double, connect_timeout_s, 60, "give up reaching the coordinator after this long");
 ABSL_FLAG(double, heartbeat_s, 2, "seconds between heartbeats");
 ABSL_FLAG(double, coordinator_timeout_s, 20, "a coordinator silent this long is gone");
+ABSL_FLAG(double, collective_timeout_s, 5,
+          "a Gloo collective (all-reduce, pipeline send/recv) not done within this fails the step");
 ABSL_FLAG(std::string, gloo_host, "",
           "CPU groups: the address this rank's Gloo connections listen on; default: the local "
           "interface that routes to the coordinator");
@@ -82,6 +84,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mla-worker: --max_message_mb must be >= 1\n");
     return 1;
   }
+  options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
 
   const absl::Status status = mla::worker_service::RunWorker(options);
   if (!status.ok()) {
