@@ -12,3 +12,9 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgloo-dev libcpp-httplib-dev libre2-dev \
   python3 python3-numpy python3-grpcio python3-protobuf \
   iproute2 procps openssl libssl-dev
+# The HTTP and second-language tests run Node.js clients (openai, @grpc/grpc-js, installed by the
+# tests with npm ci from tests/npm). Machines of this project's image ship Node.js 20; elsewhere
+# Debian's packages serve.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi
