@@ -10,22 +10,6 @@
 namespace mla::coordinator {
 namespace {
 
-const char* FinishName(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStopEos:
-      return "stop_eos";
-    case FinishReason::kStopToken:
-      return "stop_token";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return "cancelled";
-    case FinishReason::kNone:
-      break;
-  }
-  return "";
-}
-
 // The request with prompt_text (bos first) or chat (the chat format) replaced by its tokens;
 // FailedPrecondition without a tokenizer, InvalidArgument for a bad chat.
 absl::StatusOr<v1::GenerateRequest> EncodePromptText(const v1::GenerateRequest& request,
@@ -127,7 +111,7 @@ void GenerateReactor::OnUpdate(const SequenceUpdate& update) {
     response.set_text(std::move(text));
   }
   if (final) {
-    trace_.Finish(absl::OkStatus(), FinishName(update.finish_reason), update.num_prompt_tokens,
+    trace_.Finish(absl::OkStatus(), FinishReasonName(update.finish_reason), update.num_prompt_tokens,
                   update.num_output_tokens);
     response.set_finish_reason(ToProto(update.finish_reason));
     response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(update.num_prompt_tokens));

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "tools/text_file.h"
 #include "coordinator/byte_level.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/pretokenizer.h"
@@ -60,14 +61,6 @@ ordered_json AddedTokenJson(int64_t id, const std::string& content) {
 // pairs); REQUIRES: `key` is not yet a member.
 void AppendMember(ordered_json* object, std::string key, ordered_json value) {
   object->get_ref<ordered_json::object_t&>().emplace_back(std::move(key), std::move(value));
-}
-
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-  f.close();
-  if (!f) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -218,8 +211,8 @@ std::string TokenizerConfigJson(const TrainedBpe& bpe, int64_t model_max_length)
 
 absl::Status WriteTokenizerFiles(const BpeTrainerOptions& options, const std::string& dir) {
   MLA_ASSIGN_OR_RETURN(const TrainedBpe bpe, TrainBpe(options));
-  MLA_RETURN_IF_ERROR(WriteText(dir + "/tokenizer.json", TokenizerJson(bpe)));
-  return WriteText(dir + "/tokenizer_config.json",
+  MLA_RETURN_IF_ERROR(WriteTextFile(dir + "/tokenizer.json", TokenizerJson(bpe)));
+  return WriteTextFile(dir + "/tokenizer_config.json",
                    TokenizerConfigJson(bpe, options.model_max_length));
 }
 

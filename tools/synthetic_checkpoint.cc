@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "tools/text_file.h"
 #include "absl/strings/str_format.h"
 #include "kernels/bf16.h"
 #include "nlohmann/json.hpp"
@@ -272,14 +273,6 @@ void FillParallel(const SyntheticTensor& tensor, uint64_t seed, std::byte* out, 
   for (std::thread& w : workers) w.join();
 }
 
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-  f.close();
-  if (!f) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status WriteSyntheticCheckpoint(const SyntheticOptions& options, const std::string& dir) {
@@ -292,7 +285,7 @@ absl::Status WriteSyntheticCheckpoint(const SyntheticOptions& options, const std
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  MLA_RETURN_IF_ERROR(WriteText(dir + "/config.json", config_text));
+  MLA_RETURN_IF_ERROR(WriteTextFile(dir + "/config.json", config_text));
   BpeTrainerOptions tokenizer_options;
   tokenizer_options.vocab_size = config.vocab_size;
   tokenizer_options.model_max_length = config.max_position_embeddings;
@@ -351,7 +344,7 @@ absl::Status WriteSyntheticCheckpoint(const SyntheticOptions& options, const std
     }
   }
   nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-  return WriteText(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
+  return WriteTextFile(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
 }
 
 }  // namespace mla::tools
