@@ -1,7 +1,7 @@
 // Warpgroup-level tensor-core primitives of the decode kernel (STYLE.md T4: the namespace says who
 // runs them): wgmma (sm_90a) with shared-memory descriptors, its fences, and the register
 // fragments. A warpgroup is 4 consecutive warps starting at a multiple of 4; every thread of it
-// must execute each call here.
+// must execute each call here. The Mma* wrappers are printed by gen_wgmma.py beside this file.
 //
 // Fragment layouts (PTX ISA, "Register Fragments and Shared Memory Matrix Layouts" for
 // wgmma .m64nNk16; w = warp in the warpgroup, l = lane, r0 = 16 w + l / 4):
