@@ -2,7 +2,7 @@
 # Runs ON a GPU host without internet: unpacks the bundle of scripts/gpu_bundle.sh
 # (.offline/debs) into .offline/prefix, configures and builds the GPU tests and the decode
 # benchmark, runs the tests, runs compute-sanitizer (memcheck, racecheck) on them, and runs the
-# benchmark against PyTorch. Logs go to $OUT if set (the device tool's folder), else
+# benchmark against PyTorch. Logs go to $OUT if set, else
 # .offline/logs; at most 8 files: env.log build.log sass.txt ctest.log sanitizer.log bench.log
 # summary.txt. The last lines printed are the summary.
 #
