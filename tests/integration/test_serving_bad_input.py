@@ -81,13 +81,15 @@ def main():
         def full_queue_is_resource_exhausted():
             # max_num_seqs=1, max_waiting=1: one runs, one waits, the third is refused.
             running = client.stream(request(list(range(2, 100)), 4000), timeout=120)
-            next(iter(running))
-            waiting = client.stream(request([7, 8], 5), timeout=120)
-            wait_for(lambda: client.status().num_waiting == 1, 10, "one waiting request")
-            details = expect_error(client, request([9], 5), grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   "queue is full")
-            print(f"  third request: RESOURCE_EXHAUSTED {details!r}")
-            running.cancel()
+            try:
+                next(iter(running))
+                waiting = client.stream(request([7, 8], 5), timeout=120)
+                wait_for(lambda: client.status().num_waiting == 1, 10, "one waiting request")
+                details = expect_error(client, request([9], 5),
+                                       grpc.StatusCode.RESOURCE_EXHAUSTED, "running or queued")
+                print(f"  third request: RESOURCE_EXHAUSTED {details!r}")
+            finally:
+                running.cancel()
             tokens = [t for chunk in waiting for t in chunk.token_ids]
             assert len(tokens) == 5, tokens
 
