@@ -13,13 +13,7 @@
 
 #include <cstdint>
 
-#ifndef MLA_HOST_DEVICE
-#ifdef __CUDACC__
-#define MLA_HOST_DEVICE __host__ __device__
-#else
-#define MLA_HOST_DEVICE
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace mla::kernels {
 

@@ -23,80 +23,35 @@
 #include "kernels/cuda/cuda_status.h"
 
 namespace mla::kernels::cuda {
-namespace {
-
-cublasLtHandle_t AsHandle(void* handle) { return static_cast<cublasLtHandle_t>(handle); }
-
-}  // namespace
-
-struct LinearContext::Plan {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr;  // w
-  cublasLtMatrixLayout_t b = nullptr;  // x
-  cublasLtMatrixLayout_t d = nullptr;  // y (also C)
-  cublasLtMatmulAlgo_t algo{};
-  ~Plan() {
-    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (op != nullptr) cublasLtMatmulDescDestroy(op);
-  }
-};
 
 absl::StatusOr<std::unique_ptr<LinearContext>> LinearContext::Create(size_t workspace_bytes) {
   std::unique_ptr<LinearContext> context(new LinearContext());
-  cublasLtHandle_t handle = nullptr;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&handle));
-  context->handle_ = handle;
-  if (workspace_bytes > 0) {
-    MLA_CUDA_RETURN_IF_ERROR(cudaMalloc(&context->workspace_, workspace_bytes));
-    context->workspace_bytes_ = workspace_bytes;
-  }
+  absl::StatusOr<std::unique_ptr<CublasLtSession>> session =
+      CublasLtSession::Create(workspace_bytes);
+  if (!session.ok()) return session.status();
+  context->session_ = std::move(*session);
   return context;
 }
 
-LinearContext::~LinearContext() {
-  plans_.clear();
-  if (workspace_ != nullptr) cudaFree(workspace_);
-  if (handle_ != nullptr) cublasLtDestroy(AsHandle(handle_));
-}
+LinearContext::~LinearContext() = default;
 
-absl::StatusOr<const LinearContext::Plan*> LinearContext::GetPlan(int64_t rows, int64_t in,
-                                                                  int64_t out) {
+absl::StatusOr<const MatmulPlan*> LinearContext::GetPlan(int64_t rows, int64_t in,
+                                                         int64_t out) {
   const auto key = std::make_tuple(rows, in, out);
   if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
 
-  auto plan = std::make_unique<Plan>();
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&plan->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t transa = CUBLAS_OP_T;
-  const cublasOperation_t transb = CUBLAS_OP_N;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)));
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
+  auto plan = std::make_unique<MatmulPlan>();
+  if (absl::Status st = plan->CreateOp(CUBLAS_OP_T, CUBLAS_OP_N); !st.ok()) return st;
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, in, out, in));
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, in, rows, in));
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->d, CUDA_R_32F, out, rows, out));
 
-  cublasLtMatmulPreference_t preference = nullptr;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&preference));
-  const uint64_t max_workspace = workspace_bytes_;
-  cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
-      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_workspace, sizeof(max_workspace));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulAlgoGetHeuristic(AsHandle(handle_), plan->op, plan->a, plan->b,
-                                            plan->d, plan->d, preference, 1, &result, &found);
+  if (absl::Status st = session_->ChooseAlgorithm(
+          *plan, 0, absl::StrCat("Linear rows=", rows, " in=", in, " out=", out));
+      !st.ok()) {
+    return st;
   }
-  cublasLtMatmulPreferenceDestroy(preference);
-  MLA_CUBLAS_RETURN_IF_ERROR(status);
-  if (found == 0) {
-    return absl::UnimplementedError(absl::StrCat("Linear: cuBLASLt has no algorithm for rows=",
-                                                 rows, " in=", in, " out=", out));
-  }
-  plan->algo = result.algo;
-  const Plan* ptr = plan.get();
+  const MatmulPlan* ptr = plan.get();
   plans_.emplace(key, std::move(plan));
   return ptr;
 }
@@ -104,15 +59,9 @@ absl::StatusOr<const LinearContext::Plan*> LinearContext::GetPlan(int64_t rows, 
 absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                     int64_t in, int64_t out, float* y, cudaStream_t stream) {
   if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const LinearContext::Plan*> plan = context.GetPlan(rows, in, out);
+  absl::StatusOr<const MatmulPlan*> plan = context.GetPlan(rows, in, out);
   if (!plan.ok()) return plan.status();
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
-      AsHandle(context.handle_), (*plan)->op, &alpha, w, (*plan)->a, x, (*plan)->b, &beta, y,
-      (*plan)->d, y, (*plan)->d, &(*plan)->algo, context.workspace_, context.workspace_bytes_,
-      stream));
-  return LaunchStatus("cublasLtMatmul");
+  return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul");
 }
 
 }  // namespace mla::kernels::cuda

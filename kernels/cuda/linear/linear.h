@@ -8,8 +8,8 @@
 // 6 bytes per element). The CPU twin, cpu::Linear, computes the same function when its x is the
 // bf16 values widened to float; tests compare on such inputs.
 //
-// LinearContext owns a cuBLASLt handle, a device workspace and a cache of the matmul plan
-// (descriptors + chosen algorithm) per (rows, in, out). It is thread-compatible, not
+// LinearContext owns a CublasLtSession (handle + device workspace) and a cache of the matmul
+// plan (descriptors + chosen algorithm) per (rows, in, out). It is thread-compatible, not
 // thread-safe: one context per host thread / stream. Linear() never allocates device memory or
 // synchronises, so it can be captured in a CUDA graph (after a first, uncaptured call per shape
 // has filled the plan cache, since the heuristic query is host work).
@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "kernels/bf16.h"
+#include "kernels/cuda/cublas_lt_session.h"
 
 namespace mla::kernels::cuda {
 
@@ -41,18 +42,15 @@ class LinearContext {
   LinearContext(const LinearContext&) = delete;
   LinearContext& operator=(const LinearContext&) = delete;
 
-  struct Plan;  // cuBLASLt descriptors and algorithm of one shape (linear.cc)
 
  private:
   LinearContext() = default;
   friend absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                              int64_t in, int64_t out, float* y, cudaStream_t stream);
-  absl::StatusOr<const Plan*> GetPlan(int64_t rows, int64_t in, int64_t out);
+  absl::StatusOr<const MatmulPlan*> GetPlan(int64_t rows, int64_t in, int64_t out);
 
-  void* handle_ = nullptr;  // cublasLtHandle_t
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+  std::unique_ptr<CublasLtSession> session_;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<MatmulPlan>> plans_;
 };
 
 // y = x w^T (see above). REQUIRES: x, w, y 16-byte aligned; y does not alias x or w.

@@ -38,8 +38,6 @@ constexpr int64_t kMaxBlocks = 1 << 16;
 constexpr uint32_t kMinAlignmentBytes = 16;  // what the ops REQUIRE of every pointer
 constexpr int64_t kElementsPer16Bytes = 8;   // bf16
 
-cublasLtHandle_t AsHandle(void* handle) { return static_cast<cublasLtHandle_t>(handle); }
-
 unsigned GridFor(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
@@ -98,21 +96,6 @@ absl::Status ValidateWorkspace(const char* op, const void* workspace, size_t byt
 
 }  // namespace
 
-struct MlaAbsorbContext::Plan {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr;  // per-head weight block of wkv_b
-  cublasLtMatrixLayout_t b = nullptr;  // bf16 activation
-  cublasLtMatrixLayout_t d = nullptr;  // fp32 output (also C)
-  cublasLtMatmulAlgo_t algo{};
-  int64_t a_offset = 0;                // elements from wkv_b to head 0's block
-  ~Plan() {
-    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (op != nullptr) cublasLtMatmulDescDestroy(op);
-  }
-};
-
 namespace {
 
 // A column-major layout of `batch` matrices [rows x cols] with leading dimension ld, `stride`
@@ -132,21 +115,14 @@ absl::Status MakeBatchedLayout(cublasLtMatrixLayout_t* layout, cudaDataType_t ty
 
 absl::StatusOr<std::unique_ptr<MlaAbsorbContext>> MlaAbsorbContext::Create(size_t workspace_bytes) {
   std::unique_ptr<MlaAbsorbContext> context(new MlaAbsorbContext());
-  cublasLtHandle_t handle = nullptr;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&handle));
-  context->handle_ = handle;
-  if (workspace_bytes > 0) {
-    MLA_CUDA_RETURN_IF_ERROR(cudaMalloc(&context->workspace_, workspace_bytes));
-    context->workspace_bytes_ = workspace_bytes;
-  }
+  absl::StatusOr<std::unique_ptr<CublasLtSession>> session =
+      CublasLtSession::Create(workspace_bytes);
+  if (!session.ok()) return session.status();
+  context->session_ = std::move(*session);
   return context;
 }
 
-MlaAbsorbContext::~MlaAbsorbContext() {
-  plans_.clear();
-  if (workspace_ != nullptr) cudaFree(workspace_);
-  if (handle_ != nullptr) cublasLtDestroy(AsHandle(handle_));
-}
+MlaAbsorbContext::~MlaAbsorbContext() = default;
 
 absl::StatusOr<const MlaAbsorbContext::Plan*> MlaAbsorbContext::GetPlan(Op op, int64_t tokens,
                                                                         const MlaDims& dims) {
@@ -157,27 +133,26 @@ absl::StatusOr<const MlaAbsorbContext::Plan*> MlaAbsorbContext::GetPlan(Op op, i
   const int32_t heads = static_cast<int32_t>(dims.heads);
   const int64_t head_block = (dims.d_nope + dims.d_v) * dims.d_latent;  // wkv_b rows per head
   auto plan = std::make_unique<Plan>();
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&plan->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t transa = op == Op::kAbsorbQuery ? CUBLAS_OP_N : CUBLAS_OP_T;
-  const cublasOperation_t transb = CUBLAS_OP_N;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)));
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
+  MatmulPlan& gemm = plan->gemm;
+  if (absl::Status st =
+          gemm.CreateOp(op == Op::kAbsorbQuery ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N);
+      !st.ok()) {
+    return st;
+  }
   if (op == Op::kAbsorbQuery) {
     // D [L x tokens] = W_UK_h (stored [L x N]) * q^N [N x tokens].
     plan->a_offset = 0;
-    if (absl::Status s = MakeBatchedLayout(&plan->a, CUDA_R_16BF, dims.d_latent, dims.d_nope,
+    if (absl::Status s = MakeBatchedLayout(&gemm.a, CUDA_R_16BF, dims.d_latent, dims.d_nope,
                                            dims.d_latent, heads, head_block);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = MakeBatchedLayout(&plan->b, CUDA_R_16BF, dims.d_nope, tokens,
+    if (absl::Status s = MakeBatchedLayout(&gemm.b, CUDA_R_16BF, dims.d_nope, tokens,
                                            dims.heads * dims.d_nope, heads, dims.d_nope);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = MakeBatchedLayout(&plan->d, CUDA_R_32F, dims.d_latent, tokens,
+    if (absl::Status s = MakeBatchedLayout(&gemm.d, CUDA_R_32F, dims.d_latent, tokens,
                                            dims.heads * dims.d_cache(), heads, dims.d_cache());
         !s.ok()) {
       return s;
@@ -185,49 +160,30 @@ absl::StatusOr<const MlaAbsorbContext::Plan*> MlaAbsorbContext::GetPlan(Op op, i
   } else {
     // D [V x tokens] = (W_UV_h stored [L x V])^T * latent [L x tokens].
     plan->a_offset = dims.d_nope * dims.d_latent;
-    if (absl::Status s = MakeBatchedLayout(&plan->a, CUDA_R_16BF, dims.d_latent, dims.d_v,
+    if (absl::Status s = MakeBatchedLayout(&gemm.a, CUDA_R_16BF, dims.d_latent, dims.d_v,
                                            dims.d_latent, heads, head_block);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = MakeBatchedLayout(&plan->b, CUDA_R_16BF, dims.d_latent, tokens,
+    if (absl::Status s = MakeBatchedLayout(&gemm.b, CUDA_R_16BF, dims.d_latent, tokens,
                                            dims.heads * dims.d_latent, heads, dims.d_latent);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = MakeBatchedLayout(&plan->d, CUDA_R_32F, dims.d_v, tokens,
+    if (absl::Status s = MakeBatchedLayout(&gemm.d, CUDA_R_32F, dims.d_v, tokens,
                                            dims.heads * dims.d_v, heads, dims.d_v);
         !s.ok()) {
       return s;
     }
   }
 
-  cublasLtMatmulPreference_t preference = nullptr;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&preference));
-  const uint64_t max_workspace = workspace_bytes_;
-  cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
-      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_workspace, sizeof(max_workspace));
-  for (const cublasLtMatmulPreferenceAttributes_t attr :
-       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
-    if (status != CUBLAS_STATUS_SUCCESS) break;
-    status = cublasLtMatmulPreferenceSetAttribute(preference, attr, &kMinAlignmentBytes,
-                                                  sizeof(kMinAlignmentBytes));
+  if (absl::Status st = session_->ChooseAlgorithm(
+          gemm, kMinAlignmentBytes,
+          absl::StrCat(op == Op::kAbsorbQuery ? "MlaAbsorbQuery" : "MlaUnabsorbOutput",
+                       " tokens=", tokens, " heads=", dims.heads));
+      !st.ok()) {
+    return st;
   }
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulAlgoGetHeuristic(AsHandle(handle_), plan->op, plan->a, plan->b,
-                                            plan->d, plan->d, preference, 1, &result, &found);
-  }
-  cublasLtMatmulPreferenceDestroy(preference);
-  MLA_CUBLAS_RETURN_IF_ERROR(status);
-  if (found == 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        op == Op::kAbsorbQuery ? "MlaAbsorbQuery" : "MlaUnabsorbOutput",
-        ": cuBLASLt has no algorithm for tokens=", tokens, " heads=", dims.heads));
-  }
-  plan->algo = result.algo;
   const Plan* ptr = plan.get();
   plans_.emplace(key, std::move(plan));
   return ptr;
@@ -238,13 +194,8 @@ absl::Status MlaAbsorbContext::RunGemm(Op op, const bf16* activation, const bf16
                                        cudaStream_t stream) {
   absl::StatusOr<const Plan*> plan = GetPlan(op, tokens, dims);
   if (!plan.ok()) return plan.status();
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
-      AsHandle(handle_), (*plan)->op, &alpha, wkv_b + (*plan)->a_offset, (*plan)->a, activation,
-      (*plan)->b, &beta, out, (*plan)->d, out, (*plan)->d, &(*plan)->algo, workspace_,
-      workspace_bytes_, stream));
-  return LaunchStatus("cublasLtMatmul (MLA per-head GEMM)");
+  return session_->Matmul((*plan)->gemm, wkv_b + (*plan)->a_offset, activation, out, stream,
+                          "cublasLtMatmul (MLA per-head GEMM)");
 }
 
 size_t MlaAbsorbQueryWorkspaceBytes(int64_t tokens, const MlaDims& dims) {

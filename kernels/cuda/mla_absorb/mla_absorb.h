@@ -15,7 +15,7 @@
 // up to summation order, and the CPU twin's on the float activation within bf16-operand error
 // (~1e-3 relative). q^R is copied exactly.
 //
-// MlaAbsorbContext owns a cuBLASLt handle, a cuBLASLt workspace and the cached GEMM plans per
+// MlaAbsorbContext owns a CublasLtSession (handle + workspace) and the cached GEMM plans per
 // (op, tokens, dims). Thread-compatible: one context per host thread / stream. The ops never
 // allocate or synchronise, so they can be captured in a CUDA graph after a first, uncaptured
 // call per shape has filled the plan cache (the heuristic query is host work).
@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "kernels/bf16.h"
+#include "kernels/cuda/cublas_lt_session.h"
 #include "kernels/mla_params.h"
 
 namespace mla::kernels::cuda {
@@ -48,7 +49,10 @@ class MlaAbsorbContext {
   MlaAbsorbContext& operator=(const MlaAbsorbContext&) = delete;
 
   enum class Op { kAbsorbQuery, kUnabsorbOutput };
-  struct Plan;  // cuBLASLt descriptors and algorithm of one (op, shape) (mla_absorb.cu)
+  struct Plan {          // one (op, shape)
+    MatmulPlan gemm;
+    int64_t a_offset = 0;  // elements from wkv_b to head 0's weight block
+  };
 
   // Runs the per-head GEMM of `op` (the activation already bf16 in `activation`).
   absl::Status RunGemm(Op op, const bf16* activation, const bf16* wkv_b, int64_t tokens,
@@ -58,9 +62,7 @@ class MlaAbsorbContext {
   MlaAbsorbContext() = default;
   absl::StatusOr<const Plan*> GetPlan(Op op, int64_t tokens, const MlaDims& dims);
 
-  void* handle_ = nullptr;  // cublasLtHandle_t
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  std::unique_ptr<CublasLtSession> session_;
   std::map<std::tuple<Op, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>,
            std::unique_ptr<Plan>>
       plans_;
