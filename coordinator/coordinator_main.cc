@@ -67,6 +67,8 @@ ABSL_FLAG(std::string, api_token_file, "", "file whose first line is the bearer 
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // A closed peer socket is an error on that connection, never a reason to die.
+  signal(SIGPIPE, SIG_IGN);
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);

@@ -140,6 +140,7 @@ class Process:
         self.log_path = os.path.join(log_dir, f"{name}.log")
         self._log = open(self.log_path, "w")
         self.popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.exit_before_kill = None
 
     def log(self):
         if not self._log.closed:
@@ -151,7 +152,8 @@ class Process:
         return self.popen.wait(timeout=timeout)
 
     def kill(self):
-        if self.popen.poll() is None:
+        self.exit_before_kill = self.popen.poll()
+        if self.exit_before_kill is None:
             self.popen.kill()
             self.popen.wait(timeout=10)
         self._log.close()
@@ -193,7 +195,10 @@ class Cluster:
     def dump_logs(self):
         for p in [self.coordinator, *self.workers]:
             if p is not None:
-                print(f"---- {p.name} log ----\n{p.log()}", file=sys.stderr)
+                ended = ("still running" if p.exit_before_kill is None
+                         else f"had exited with {p.exit_before_kill}")
+                print(f"---- {p.name} log ({ended} at the end) ----\n{p.log()}",
+                      file=sys.stderr)
 
     @staticmethod
     def _read_port(process, timeout):

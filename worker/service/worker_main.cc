@@ -9,6 +9,8 @@
 // with --coordinator_port, and LWS_WORKER_INDEX as the rank it asks for (unless --rank is set).
 // Exits 0 after the coordinator's Shutdown (or once a coordinator it served is gone for
 // --connect_timeout_s), 1 if it never reached one or was refused. Logs go to stderr.
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -49,6 +51,9 @@ ABSL_FLAG(std::string, tls_server_name, "",
 ABSL_FLAG(int, max_message_mb, 64, "largest message read from the coordinator, in MiB");
 
 int main(int argc, char** argv) {
+  // A collective peer that dies mid-write must surface as EPIPE (an error status and a Reset),
+  // not as SIGPIPE killing this survivor too: the CPU collectives write to plain sockets.
+  signal(SIGPIPE, SIG_IGN);
   absl::ParseCommandLine(argc, argv);
   mla::worker_service::WorkerOptions options;
   options.coordinator = absl::GetFlag(FLAGS_coordinator);
