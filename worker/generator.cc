@@ -38,12 +38,12 @@ absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
                                                      const GenerateOptions& options,
                                                      GenerateStats* stats) {
   const ModelConfig& c = model.config();
-  LatentCachePool cache(model.num_local_layers(), GenerationBlocks(requests), c.kv_lora_rank,
-                        c.qk_rope_head_dim);
+  MLA_ASSIGN_OR_RETURN(std::unique_ptr<LatentCachePool> cache,
+                       model.NewCache(GenerationBlocks(requests)));
   return RunGeneration(
       c, requests, options,
       [&](const StepBatch& batch) {
-        return model.Forward(batch, cache, {.return_logits = options.keep_logits});
+        return model.Forward(batch, *cache, {.return_logits = options.keep_logits});
       },
       stats);
 }

@@ -1,19 +1,17 @@
-// Layer forwards (MODEL.md §3 for attention, §5 for the FFNs), written as calls of the ops in
-// kernels/ops.h so that the same sequence of ops runs on every backend.
+// Layer forwards (MODEL.md §3 for attention, §5 for the FFNs) as sequences of Backend ops.
 #include "worker/layers.h"
 
-#include <algorithm>
 #include <cmath>
+#include <vector>
 
-#include "kernels/ops.h"
+#include "worker/status_macros.h"
 
 namespace mla {
 
-namespace ops = kernels::cpu;
-
-AttentionConstants MakeAttentionConstants(const ModelConfig& c) {
+absl::StatusOr<AttentionConstants> MakeAttentionConstants(const ModelConfig& c,
+                                                          Backend& backend) {
   AttentionConstants k;
-  k.inv_freq = ops::YarnInverseFrequencies(c.rope);
+  MLA_ASSIGN_OR_RETURN(k.inv_freq, backend.Place(kernels::cpu::YarnInverseFrequencies(c.rope)));
   k.softmax_scale = c.SoftmaxScale();
   // HF scales cos/sin by mscale(factor, mscale) / mscale(factor, mscale_all_dim) (MODEL.md §4.3).
   if (c.rope.factor > 1.0) {
@@ -23,114 +21,127 @@ AttentionConstants MakeAttentionConstants(const ModelConfig& c) {
   return k;
 }
 
-void MlaAttentionForward(const AttentionWeights& w, const ModelConfig& c, int64_t heads,
-                         const AttentionConstants& k, const FlatBatch& b,
-                         kernels::LatentCache cache, const float* x, double* out) {
+absl::Status MlaAttentionForward(const LayerStep& s, const AttentionWeights& w, int64_t heads,
+                                 const AttentionConstants& k, const kernels::LatentCache& cache,
+                                 const float* x, Partial out) {
+  Backend& be = s.backend;
+  const ModelConfig& c = s.config;
+  const FlatBatch& b = s.batch;
   const int64_t T = b.num_tokens, d = c.hidden_size, qk = c.qk_head_dim();
   const int64_t dc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim;
+  const int64_t dv = c.v_head_dim;
   const kernels::MlaDims dims = c.MlaDimsForHeads(heads);
+  const int32_t* positions = s.index.positions;
 
   // Query: c_q = RMSNorm(W_qa x); q = W_qb c_q, rope on the last d_rope of each head.
-  std::vector<float> cq(T * c.q_lora_rank), q(T * heads * qk);
-  ops::Linear(x, w.q_a.data(), T, d, c.q_lora_rank, cq.data());
-  ops::RmsNorm(cq.data(), w.q_a_norm.data(), T, c.q_lora_rank, c.rms_norm_eps, cq.data());
-  ops::Linear(cq.data(), w.q_b.data(), T, c.q_lora_rank, heads * qk, q.data());
-  ops::ApplyRope(q.data() + dn, T, heads, heads * qk, qk, b.positions.data(), k.inv_freq.data(),
-                 dr, k.cos_sin_scale);
+  MLA_ASSIGN_OR_RETURN(float* cq, be.Scratch<float>(T * c.q_lora_rank));
+  MLA_ASSIGN_OR_RETURN(float* q, be.Scratch<float>(T * heads * qk));
+  MLA_RETURN_IF_ERROR(be.Linear(x, w.q_a.data(), T, d, c.q_lora_rank, cq));
+  MLA_RETURN_IF_ERROR(be.RmsNorm(cq, w.q_a_norm.data(), T, c.q_lora_rank, c.rms_norm_eps, cq));
+  MLA_RETURN_IF_ERROR(be.Linear(cq, w.q_b.data(), T, c.q_lora_rank, heads * qk, q));
+  MLA_RETURN_IF_ERROR(be.ApplyRope(q + dn, T, heads, heads * qk, qk, positions,
+                                   k.inv_freq.data(), dr, k.cos_sin_scale));
 
   // Key/value latent: [c_kv ; k_rope] = W_kva x; c_kv normalised, k_rope rotated; cached.
-  std::vector<float> kv(T * (dc + dr)), latent(T * dc), k_rope(T * dr);
-  ops::Linear(x, w.kv_a.data(), T, d, dc + dr, kv.data());
-  for (int64_t t = 0; t < T; ++t) {
-    std::copy_n(kv.data() + t * (dc + dr), dc, latent.data() + t * dc);
-    std::copy_n(kv.data() + t * (dc + dr) + dc, dr, k_rope.data() + t * dr);
-  }
-  ops::RmsNorm(latent.data(), w.kv_a_norm.data(), T, dc, c.rms_norm_eps, latent.data());
-  ops::ApplyRope(k_rope.data(), T, 1, dr, dr, b.positions.data(), k.inv_freq.data(), dr,
-                 k.cos_sin_scale);
-  ops::WriteLatentCache(latent.data(), k_rope.data(), b.slots.data(), T, cache);
+  MLA_ASSIGN_OR_RETURN(float* kv, be.Scratch<float>(T * (dc + dr)));
+  MLA_ASSIGN_OR_RETURN(float* latent, be.Scratch<float>(T * dc));
+  MLA_ASSIGN_OR_RETURN(float* k_rope, be.Scratch<float>(T * dr));
+  MLA_RETURN_IF_ERROR(be.Linear(x, w.kv_a.data(), T, d, dc + dr, kv));
+  MLA_RETURN_IF_ERROR(be.Copy2D(kv, dc + dr, T, dc, latent, dc));
+  MLA_RETURN_IF_ERROR(be.Copy2D(kv + dc, dc + dr, T, dr, k_rope, dr));
+  MLA_RETURN_IF_ERROR(be.RmsNorm(latent, w.kv_a_norm.data(), T, dc, c.rms_norm_eps, latent));
+  MLA_RETURN_IF_ERROR(
+      be.ApplyRope(k_rope, T, 1, dr, dr, positions, k.inv_freq.data(), dr, k.cos_sin_scale));
+  MLA_RETURN_IF_ERROR(be.WriteLatentCache(latent, k_rope, s.index.slots, T, cache));
 
   // Attention: materialised form for prefill rows, absorbed form for decode rows.
-  std::vector<float> o(T * heads * c.v_head_dim);
+  MLA_ASSIGN_OR_RETURN(float* o, be.Scratch<float>(T * heads * dv));
   if (b.prefill_seqs > 0) {
-    ops::MlaPrefillAttention(kernels::MlaPrefillParams{.dims = dims,
-                                                       .batch = b.Prefill(),
-                                                       .cache = cache,
-                                                       .q = q.data(),
-                                                       .wkv_b = w.kv_b.data(),
-                                                       .softmax_scale = k.softmax_scale,
-                                                       .out = o.data()});
+    MLA_RETURN_IF_ERROR(be.MlaPrefillAttention(kernels::MlaPrefillParams{
+        .dims = dims,
+        .batch = s.index.prefill,
+        .cache = cache,
+        .q = q,
+        .wkv_b = w.kv_b.data(),
+        .softmax_scale = k.softmax_scale,
+        .out = o}));
   }
   const int64_t Td = T - b.prefill_tokens;
   if (Td > 0) {
-    std::vector<float> q_abs(Td * heads * dims.d_cache()), o_latent(Td * heads * dc);
-    ops::MlaAbsorbQuery(q.data() + b.prefill_tokens * heads * qk, w.kv_b.data(), Td, dims,
-                        q_abs.data());
-    ops::MlaDecodeAttention(kernels::MlaDecodeParams{.dims = dims,
-                                                     .batch = b.Decode(),
-                                                     .cache = cache,
-                                                     .q_abs = q_abs.data(),
-                                                     .softmax_scale = k.softmax_scale,
-                                                     .out_latent = o_latent.data(),
-                                                     .lse = nullptr});
-    ops::MlaUnabsorbOutput(o_latent.data(), w.kv_b.data(), Td, dims,
-                           o.data() + b.prefill_tokens * heads * c.v_head_dim);
+    MLA_ASSIGN_OR_RETURN(float* q_abs, be.Scratch<float>(Td * heads * dims.d_cache()));
+    MLA_ASSIGN_OR_RETURN(float* o_latent, be.Scratch<float>(Td * heads * dc));
+    MLA_RETURN_IF_ERROR(
+        be.MlaAbsorbQuery(q + b.prefill_tokens * heads * qk, w.kv_b.data(), Td, dims, q_abs));
+    MLA_RETURN_IF_ERROR(be.MlaDecodeAttention(kernels::MlaDecodeParams{
+        .dims = dims,
+        .batch = s.index.decode,
+        .cache = cache,
+        .q_abs = q_abs,
+        .softmax_scale = k.softmax_scale,
+        .out_latent = o_latent,
+        .lse = nullptr}));
+    MLA_RETURN_IF_ERROR(be.MlaUnabsorbOutput(o_latent, w.kv_b.data(), Td, dims,
+                                             o + b.prefill_tokens * heads * dv));
   }
   // u = W_o [o_1; ...; o_heads] (this rank's head columns: a partial sum).
-  ops::Linear(o.data(), w.o.data(), T, heads * c.v_head_dim, d, out);
+  return be.Linear(o, w.o.data(), T, heads * dv, d, out);
 }
 
 namespace {
 
+// Out: float* for a whole (routed) expert, Partial for a row-parallel slice.
 template <typename Out>
-void MlpForwardImpl(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, Out* out) {
-  std::vector<float> gate(rows * w.width), up(rows * w.width);
-  ops::Linear(x, w.gate.data(), rows, hidden, w.width, gate.data());
-  ops::Linear(x, w.up.data(), rows, hidden, w.width, up.data());
-  ops::SiluMul(gate.data(), up.data(), rows * w.width, gate.data());
-  ops::Linear(gate.data(), w.down.data(), rows, w.width, hidden, out);
+absl::Status MlpForwardInto(Backend& be, const MlpWeights& w, int64_t hidden, const float* x,
+                            int64_t rows, Out out) {
+  MLA_ASSIGN_OR_RETURN(float* gate, be.Scratch<float>(rows * w.width));
+  MLA_ASSIGN_OR_RETURN(float* up, be.Scratch<float>(rows * w.width));
+  MLA_RETURN_IF_ERROR(be.Linear(x, w.gate.data(), rows, hidden, w.width, gate));
+  MLA_RETURN_IF_ERROR(be.Linear(x, w.up.data(), rows, hidden, w.width, up));
+  MLA_RETURN_IF_ERROR(be.SiluMul(gate, up, rows * w.width, gate));
+  return be.Linear(gate, w.down.data(), rows, w.width, hidden, out);
 }
 
 }  // namespace
 
-void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, float* out) {
-  MlpForwardImpl(w, hidden, x, rows, out);
+absl::Status MlpForward(Backend& be, const MlpWeights& w, int64_t hidden, const float* x,
+                        int64_t rows, Partial out) {
+  return MlpForwardInto(be, w, hidden, x, rows, out);
 }
 
-void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, double* out) {
-  MlpForwardImpl(w, hidden, x, rows, out);
-}
-
-void MoeForward(const MoeWeights& w, const ModelConfig& c, const float* x, int64_t rows,
-                double* out) {
+absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, const float* x,
+                        int64_t rows, Partial out) {
   const int64_t d = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   // Routing, replicated on every rank.
-  std::vector<float> logits(rows * E), weights(rows * k);
-  std::vector<int32_t> ids(rows * k), offsets(E + 1), pairs(rows * k);
-  ops::Linear(x, w.router.data(), rows, d, E, logits.data());
-  ops::MoeGate(logits.data(), w.router_bias.data(), rows, c.Routing(), ids.data(),
-               weights.data());
-  ops::MoeDispatch(ids.data(), rows, k, E, offsets.data(), pairs.data());
+  MLA_ASSIGN_OR_RETURN(float* logits, be.Scratch<float>(rows * E));
+  MLA_ASSIGN_OR_RETURN(float* weights, be.Scratch<float>(rows * k));
+  MLA_ASSIGN_OR_RETURN(int32_t* ids, be.Scratch<int32_t>(rows * k));
+  MLA_ASSIGN_OR_RETURN(int32_t* offsets, be.Scratch<int32_t>(E + 1));
+  MLA_ASSIGN_OR_RETURN(int32_t* pairs, be.Scratch<int32_t>(rows * k));
+  MLA_RETURN_IF_ERROR(be.Linear(x, w.router.data(), rows, d, E, logits));
+  MLA_RETURN_IF_ERROR(
+      be.MoeGate(logits, w.router_bias.data(), rows, c.Routing(), ids, weights));
+  MLA_RETURN_IF_ERROR(be.MoeDispatch(ids, rows, k, E, offsets, pairs));
+  // The expert sizes decide the GEMM shapes: read them on the host.
+  std::vector<int32_t> host_offsets(E + 1);
+  MLA_RETURN_IF_ERROR(be.CopyToHost(offsets, (E + 1) * sizeof(int32_t), host_offsets.data()));
 
   // Shared expert (weight 1), then this rank's routed experts, each on its gathered rows.
   if (w.shared) {
-    MlpForward(*w.shared, d, x, rows, out);
+    MLA_RETURN_IF_ERROR(MlpForward(be, *w.shared, d, x, rows, out));
   } else {
-    std::fill_n(out, rows * d, 0.0);
+    MLA_RETURN_IF_ERROR(be.ZeroPartial(out));
   }
-  std::vector<float> xs, ys;
   for (int64_t i = 0; i < static_cast<int64_t>(w.experts.size()); ++i) {
     const int64_t e = w.expert_begin + i;
-    const int64_t begin = offsets[e], count = offsets[e + 1] - offsets[e];
+    const int64_t begin = host_offsets[e], count = host_offsets[e + 1] - host_offsets[e];
     if (count == 0) continue;
-    xs.resize(count * d);
-    ys.resize(count * d);
-    for (int64_t j = 0; j < count; ++j) {
-      std::copy_n(x + (pairs[begin + j] / k) * d, d, xs.data() + j * d);
-    }
-    MlpForward(w.experts[i], d, xs.data(), count, ys.data());
-    ops::MoeCombine(ys.data(), pairs.data() + begin, weights.data(), count, k, d, out);
+    MLA_ASSIGN_OR_RETURN(float* xs, be.Scratch<float>(count * d));
+    MLA_ASSIGN_OR_RETURN(float* ys, be.Scratch<float>(count * d));
+    MLA_RETURN_IF_ERROR(be.GatherRows(x, pairs + begin, count, k, d, xs));
+    MLA_RETURN_IF_ERROR(MlpForwardInto(be, w.experts[i], d, xs, count, ys));
+    MLA_RETURN_IF_ERROR(be.MoeCombine(ys, pairs + begin, weights, count, rows, k, d, out));
   }
+  return absl::OkStatus();
 }
 
 }  // namespace mla

@@ -1,42 +1,53 @@
-// The three layer kinds of the forward pass on the CPU ops: MLA attention, the dense SwiGLU MLP
-// and the DeepSeek MoE. Each computes this rank's partial output for all rows of the step, in
-// float64 (see the float64 ops::Linear); the caller sums the partial outputs over the
-// tensor-parallel group and rounds to float once. Pure functions of their arguments (the
-// attention also writes the step's latents into the cache); any thread.
+// The three layer kinds of the forward pass, written once as calls of Backend ops: MLA
+// attention, the dense SwiGLU MLP and the DeepSeek MoE. Each computes this rank's partial output
+// for all rows of the step into a Partial (backend.h); the caller sums the partials over the
+// tensor-parallel group and rounds to float once. The attention also writes the step's latents
+// into the cache before it reads them. Every pointer is in the backend's memory; the FlatBatch
+// is the step's host copy (sizes), StepIndex its arrays in the backend.
 #ifndef MLASERVE_WORKER_LAYERS_H_
 #define MLASERVE_WORKER_LAYERS_H_
 
 #include <cstdint>
-#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "kernels/mla_params.h"
+#include "worker/backend.h"
 #include "worker/flat_batch.h"
 #include "worker/model_config.h"
 #include "worker/model_weights.h"
 
 namespace mla {
 
-// Step-constant inputs of the attention: rope frequencies and scales.
+// Step-constant inputs of the attention: rope frequencies (in the backend) and scales.
 struct AttentionConstants {
-  std::vector<float> inv_freq;  // [d_rope / 2]
+  Array<float> inv_freq;  // [d_rope / 2]
   float cos_sin_scale = 1.0f;
   float softmax_scale = 0.0f;
 };
-AttentionConstants MakeAttentionConstants(const ModelConfig& config);
+absl::StatusOr<AttentionConstants> MakeAttentionConstants(const ModelConfig& config,
+                                                          Backend& backend);
 
-// x: [num_tokens, hidden] (attention-normed), out: [num_tokens, hidden].
-void MlaAttentionForward(const AttentionWeights& w, const ModelConfig& config, int64_t heads,
-                         const AttentionConstants& k, const FlatBatch& batch,
-                         kernels::LatentCache cache, const float* x, double* out);
+// What every layer of one step reads.
+struct LayerStep {
+  Backend& backend;
+  const ModelConfig& config;
+  const FlatBatch& batch;
+  const StepIndex& index;
+};
 
-// x: [rows, hidden], out: [rows, hidden] (overwritten). Out is float for a whole (routed)
-// expert, double for a row-parallel slice.
-void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, float* out);
-void MlpForward(const MlpWeights& w, int64_t hidden, const float* x, int64_t rows, double* out);
+// x: [num_tokens, hidden] (attention-normed), out: [num_tokens, hidden] partial.
+absl::Status MlaAttentionForward(const LayerStep& s, const AttentionWeights& w, int64_t heads,
+                                 const AttentionConstants& k, const kernels::LatentCache& cache,
+                                 const float* x, Partial out);
+
+// x: [rows, hidden], out: [rows, hidden] partial (overwritten).
+absl::Status MlpForward(Backend& backend, const MlpWeights& w, int64_t hidden, const float* x,
+                        int64_t rows, Partial out);
 
 // Routing on every rank, this rank's experts, plus this rank's part of the shared expert.
-void MoeForward(const MoeWeights& w, const ModelConfig& config, const float* x, int64_t rows,
-                double* out);
+absl::Status MoeForward(Backend& backend, const MoeWeights& w, const ModelConfig& config,
+                        const float* x, int64_t rows, Partial out);
 
 }  // namespace mla
 

@@ -1,7 +1,9 @@
 // Model: the DeepSeek-V3 forward pass over a paged latent cache, for one shard (a layer range
 // and a tensor-parallel rank) or the whole model.
 //
-// Load reads only this shard's tensors from the checkpoint (bf16 weights, float norms). Forward
+// The model runs on a Backend (backend.h: the CPU, or one GPU); its weights and cache live in
+// that backend's memory. Load reads only this shard's tensors from the checkpoint (bf16
+// weights, float norms) into it. Forward
 // runs a StepBatch: embed (first stage), the shard's layers, and on the last stage the final
 // norm, lm_head and sampling for sequences that ask for a token. Attention uses the materialised
 // form for sequences with more than one new token (prefill chunks) and the absorbed form for
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/backend.h"
 #include "worker/checkpoint.h"
 #include "worker/communicator.h"
 #include "worker/latent_cache_pool.h"
@@ -45,19 +48,25 @@ class Model {
  public:
   // InvalidArgument when the communicators do not match the shard (a tp group of tp_size with
   // this tp_rank; pp_prev unless the first stage, pp_next unless the last). The communicators must
-  // outlive the model.
+  // outlive the model and work on the backend's memory (Gloo: CPU, NCCL: the GPU). A null
+  // backend is the CPU's.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const Checkpoint& checkpoint,
                                                      const ShardSpec& shard,
-                                                     const ModelComms& comms = {});
+                                                     const ModelComms& comms = {},
+                                                     std::shared_ptr<Backend> backend = nullptr);
   ~Model();
 
   const ModelConfig& config() const;
   const ShardSpec& shard() const;
   int64_t num_local_layers() const;
+  Backend& backend();
 
-  // Runs one step. REQUIRES: cache has num_local_layers() layers and every block id in the
-  // batch is < cache.num_blocks(). InvalidArgument for a malformed batch (token ids out of the
-  // vocabulary, block tables too short, empty sequences); a collective's error (Unavailable,
+  // A latent cache of num_blocks blocks for this shard's layers, in the backend's memory.
+  absl::StatusOr<std::unique_ptr<LatentCachePool>> NewCache(int64_t num_blocks);
+
+  // Runs one step. REQUIRES: cache comes from NewCache. InvalidArgument for a cache without
+  // num_local_layers() layers or a malformed batch (token ids out of the vocabulary, block
+  // tables too short or past the cache, empty sequences); a collective's error (Unavailable,
   // DeadlineExceeded) after which the group must be rebuilt.
   absl::StatusOr<StepOutput> Forward(const StepBatch& batch, LatentCachePool& cache,
                                      const ForwardOptions& options = {});

@@ -11,6 +11,38 @@
 namespace mla {
 namespace {
 
+// Reads tensors (or this rank's slices) from the checkpoint into the backend's memory.
+class Loader {
+ public:
+  using Shape = std::vector<int64_t>;
+
+  Loader(const Checkpoint& ck, Backend& backend) : ck_(ck), backend_(backend) {}
+  bool Has(const std::string& name) const { return ck_.Has(name); }
+  absl::StatusOr<Array<bf16>> ReadBf16(const std::string& name, const Shape& shape) const {
+    return Place(ck_.ReadBf16(name, shape));
+  }
+  absl::StatusOr<Array<bf16>> ReadBf16(const std::string& name, const Shape& shape,
+                                       int64_t row_begin, int64_t row_end) const {
+    return Place(ck_.ReadBf16(name, shape, row_begin, row_end));
+  }
+  absl::StatusOr<Array<bf16>> ReadBf16Columns(const std::string& name, const Shape& shape,
+                                              int64_t col_begin, int64_t col_end) const {
+    return Place(ck_.ReadBf16Columns(name, shape, col_begin, col_end));
+  }
+  absl::StatusOr<Array<float>> ReadFloat(const std::string& name, const Shape& shape) const {
+    return Place(ck_.ReadFloat(name, shape));
+  }
+  template <typename T>
+  absl::StatusOr<Array<T>> Place(absl::StatusOr<std::vector<T>> host) const {
+    if (!host.ok()) return host.status();
+    return backend_.Place(*std::move(host));
+  }
+
+ private:
+  const Checkpoint& ck_;
+  Backend& backend_;
+};
+
 // The slice [rank * n / size, (rank + 1) * n / size) of n items; REQUIRES: size divides n.
 std::pair<int64_t, int64_t> Part(int64_t n, const ShardSpec& s) {
   return {s.tp_rank * (n / s.tp_size), (s.tp_rank + 1) * (n / s.tp_size)};
@@ -25,7 +57,7 @@ absl::Status CheckDivides(int64_t n, int64_t tp, const char* what) {
 }
 
 // gate/up split by rows, down by columns: a column/row-parallel SwiGLU of full width `width`.
-absl::StatusOr<MlpWeights> LoadMlp(const Checkpoint& ck, const std::string& prefix,
+absl::StatusOr<MlpWeights> LoadMlp(const Loader& ck, const std::string& prefix,
                                    int64_t hidden, int64_t width, const ShardSpec& s) {
   MlpWeights m;
   auto [b, e] = Part(width, s);
@@ -37,12 +69,12 @@ absl::StatusOr<MlpWeights> LoadMlp(const Checkpoint& ck, const std::string& pref
 }
 
 // A routed expert is whole on its rank.
-absl::StatusOr<MlpWeights> LoadWholeMlp(const Checkpoint& ck, const std::string& prefix,
+absl::StatusOr<MlpWeights> LoadWholeMlp(const Loader& ck, const std::string& prefix,
                                         int64_t hidden, int64_t width) {
   return LoadMlp(ck, prefix, hidden, width, ShardSpec{});
 }
 
-absl::StatusOr<AttentionWeights> LoadAttention(const Checkpoint& ck, const std::string& p,
+absl::StatusOr<AttentionWeights> LoadAttention(const Loader& ck, const std::string& p,
                                                const ModelConfig& c, const ShardSpec& s) {
   AttentionWeights a;
   const int64_t H = c.num_attention_heads, d = c.hidden_size;
@@ -62,7 +94,7 @@ absl::StatusOr<AttentionWeights> LoadAttention(const Checkpoint& ck, const std::
   return a;
 }
 
-absl::StatusOr<MoeWeights> LoadMoe(const Checkpoint& ck, const std::string& p,
+absl::StatusOr<MoeWeights> LoadMoe(const Loader& ck, const std::string& p,
                                    const ModelConfig& c, const ShardSpec& s) {
   MoeWeights m;
   const int64_t E = c.n_routed_experts, d = c.hidden_size;
@@ -70,7 +102,7 @@ absl::StatusOr<MoeWeights> LoadMoe(const Checkpoint& ck, const std::string& p,
   if (ck.Has(p + "gate.e_score_correction_bias")) {
     MLA_ASSIGN_OR_RETURN(m.router_bias, ck.ReadFloat(p + "gate.e_score_correction_bias", {E}));
   } else {
-    m.router_bias.assign(E, 0.0f);
+    MLA_ASSIGN_OR_RETURN(m.router_bias, ck.Place<float>(std::vector<float>(E, 0.0f)));
   }
   auto [e0, e1] = Part(E, s);
   m.expert_begin = e0;
@@ -112,9 +144,11 @@ absl::Status ValidateShard(const ModelConfig& c, const ShardSpec& s) {
 
 }  // namespace
 
-absl::StatusOr<ModelWeights> LoadModelWeights(const Checkpoint& ck, ShardSpec shard) {
+absl::StatusOr<ModelWeights> LoadModelWeights(const Checkpoint& checkpoint, ShardSpec shard,
+                                              Backend& backend) {
+  const Loader ck(checkpoint, backend);
   ModelWeights w;
-  w.config = ck.config();
+  w.config = checkpoint.config();
   const ModelConfig& c = w.config;
   if (shard.layer_end < 0) shard.layer_end = c.num_hidden_layers;
   if (absl::Status st = ValidateShard(c, shard); !st.ok()) return st;

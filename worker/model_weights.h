@@ -1,5 +1,5 @@
 // ModelWeights: the tensors of one shard (a layer range and a tensor-parallel rank), held in
-// memory as bf16 matrices ([out, in], PyTorch layout) and float norm vectors.
+// a backend's memory as bf16 matrices ([out, in], PyTorch layout) and float norm vectors.
 //
 // LoadModelWeights reads only the shard's tensors, and of a tensor-parallel weight only this
 // rank's rows or columns (MODEL.md §7.1): q_b/kv_b by whole heads, o_proj by head columns,
@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/bf16.h"
+#include "worker/backend.h"
 #include "worker/checkpoint.h"
 #include "worker/model.h"
 
@@ -22,33 +23,33 @@ namespace mla {
 
 struct MlpWeights {          // SwiGLU: down(silu(gate x) * up x)
   int64_t width = 0;         // this rank's intermediate width
-  std::vector<bf16> gate;    // [width, hidden]
-  std::vector<bf16> up;      // [width, hidden]
-  std::vector<bf16> down;    // [hidden, width]
+  Array<bf16> gate;    // [width, hidden]
+  Array<bf16> up;      // [width, hidden]
+  Array<bf16> down;    // [hidden, width]
 };
 
 struct MoeWeights {
-  std::vector<bf16> router;          // [n_routed_experts, hidden], replicated
-  std::vector<float> router_bias;    // [n_routed_experts] (e_score_correction_bias)
+  Array<bf16> router;          // [n_routed_experts, hidden], replicated
+  Array<float> router_bias;    // [n_routed_experts] (e_score_correction_bias)
   int64_t expert_begin = 0;          // this rank's experts: [expert_begin, expert_begin + size)
   std::vector<MlpWeights> experts;
   std::optional<MlpWeights> shared;  // n_shared_experts * moe_intermediate wide, TP-split
 };
 
 struct AttentionWeights {
-  std::vector<float> q_a_norm;   // [q_lora]
-  std::vector<bf16> q_a;         // [q_lora, hidden]
-  std::vector<bf16> q_b;         // [heads * qk_head_dim, q_lora], this rank's heads
-  std::vector<bf16> kv_a;        // [kv_lora + rope, hidden]
-  std::vector<float> kv_a_norm;  // [kv_lora]
-  std::vector<bf16> kv_b;        // [heads * (nope + v), kv_lora], this rank's heads
-  std::vector<bf16> o;           // [hidden, heads * v], this rank's head columns
+  Array<float> q_a_norm;   // [q_lora]
+  Array<bf16> q_a;         // [q_lora, hidden]
+  Array<bf16> q_b;         // [heads * qk_head_dim, q_lora], this rank's heads
+  Array<bf16> kv_a;        // [kv_lora + rope, hidden]
+  Array<float> kv_a_norm;  // [kv_lora]
+  Array<bf16> kv_b;        // [heads * (nope + v), kv_lora], this rank's heads
+  Array<bf16> o;           // [hidden, heads * v], this rank's head columns
 };
 
 struct LayerWeights {
   int64_t layer = 0;                   // global layer id
-  std::vector<float> input_norm;       // [hidden]
-  std::vector<float> post_attn_norm;   // [hidden]
+  Array<float> input_norm;       // [hidden]
+  Array<float> post_attn_norm;   // [hidden]
   AttentionWeights attn;
   std::optional<MlpWeights> dense;     // layers < first_k_dense_replace
   std::optional<MoeWeights> moe;       // the others
@@ -59,17 +60,19 @@ struct ModelWeights {
   ShardSpec shard;                     // layer_end resolved
   int64_t local_heads = 0;
   int64_t vocab_begin = 0, vocab_end = 0;  // this rank's vocabulary rows
-  std::vector<bf16> embed;             // first stage: [vocab_end - vocab_begin, hidden]
+  Array<bf16> embed;             // first stage: [vocab_end - vocab_begin, hidden]
   std::vector<LayerWeights> layers;    // [layer_begin, layer_end)
-  std::vector<float> final_norm;       // last stage: [hidden]
-  std::vector<bf16> lm_head;           // last stage: [vocab_end - vocab_begin, hidden]
+  Array<float> final_norm;       // last stage: [hidden]
+  Array<bf16> lm_head;           // last stage: [vocab_end - vocab_begin, hidden]
   bool first_stage() const { return shard.layer_begin == 0; }
   bool last_stage() const { return shard.layer_end == config.num_hidden_layers; }
 };
 
 // InvalidArgument when the shard does not fit the model (layer range, tp_size not dividing heads,
 // routed experts, vocabulary or widths).
-absl::StatusOr<ModelWeights> LoadModelWeights(const Checkpoint& checkpoint, ShardSpec shard);
+// The tensors go to `backend`'s memory (host, or straight to the device).
+absl::StatusOr<ModelWeights> LoadModelWeights(const Checkpoint& checkpoint, ShardSpec shard,
+                                              Backend& backend);
 
 }  // namespace mla
 

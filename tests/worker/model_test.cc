@@ -124,8 +124,9 @@ TEST_F(ModelTest, BatchingDoesNotChangeResults) {
 }
 
 TEST_F(ModelTest, MalformedBatchesAreRefused) {
-  LatentCachePool cache(model_->num_local_layers(), 4, model_->config().kv_lora_rank,
-                        model_->config().qk_rope_head_dim);
+  auto new_cache = model_->NewCache(4);
+  ASSERT_TRUE(new_cache.ok()) << new_cache.status();
+  LatentCachePool& cache = **new_cache;
   const int32_t vocab = static_cast<int32_t>(model_->config().vocab_size);
   struct Case {
     SequenceStep step;

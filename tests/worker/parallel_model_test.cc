@@ -51,8 +51,9 @@ std::vector<Rank> MakeGroup(const Checkpoint& ck, int tp, int pp, int64_t blocks
       auto model = Model::Load(ck, shard, {me.tp.get(), me.pp_prev.get(), me.pp_next.get()});
       ASSERT_TRUE(model.ok()) << model.status();
       me.model = std::move(*model);
-      me.cache = std::make_unique<LatentCachePool>(me.model->num_local_layers(), blocks,
-                                                   c.kv_lora_rank, c.qk_rope_head_dim);
+      auto cache = me.model->NewCache(blocks);
+      ASSERT_TRUE(cache.ok()) << cache.status();
+      me.cache = std::move(*cache);
     });
   }
   for (auto& t : threads) t.join();

@@ -87,8 +87,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
         "cache of ", blocks, " blocks for ", layers, " layers; need between 1 and 2^31 - 1 "
         "(raise --cache_memory_mb or set --num_cache_blocks)"));
   }
-  shard.cache = std::make_unique<LatentCachePool>(layers, blocks, c.kv_lora_rank,
-                                                  c.qk_rope_head_dim);
+  MLA_ASSIGN_OR_RETURN(shard.cache, shard.model->NewCache(blocks));
 
   int64_t params = 0;
   for (int64_t l = assignment.first_layer(); l < assignment.end_layer(); ++l) {

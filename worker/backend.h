@@ -1,0 +1,183 @@
+// Backend: where one worker's tensors live and how its ops run. The model code (model.cc,
+// layers.cc) is written once against this interface and never branches on CPU vs GPU
+// (ARCHITECTURE.md): CpuBackend (cpu_backend.h) runs kernels::cpu on host memory, CudaBackend
+// (cuda_backend.h) runs kernels::cuda on one device and one stream.
+//
+// Contracts:
+// - Every pointer an op takes is in the backend's memory (host for the CPU, the device for
+//   CUDA): weights placed with Place, the cache pool's blocks, the step's index arrays from
+//   BeginStep, and scratch from Scratch. The ops are kernels/ops.h's, same shapes and aliasing.
+// - Ops may run asynchronously, in call order; CopyToHost and the collectives' buffers see every
+//   earlier op's result. Errors of an op may surface at a later call (as CUDA reports them).
+// - Partial is a layer's per-rank output before the tensor-parallel sum: float64 on the CPU, so
+//   that the sum over any tp split rounds once and tp x pp runs give identical tokens, float32
+//   on the GPU (NCCL sums in float32; tokens then agree within float rounding).
+// - Scratch memory lives until the next BeginStep. One thread at a time.
+#ifndef MLASERVE_WORKER_BACKEND_H_
+#define MLASERVE_WORKER_BACKEND_H_
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/bf16.h"
+#include "kernels/mla_params.h"
+#include "kernels/ops.h"
+#include "worker/communicator.h"
+#include "worker/flat_batch.h"
+
+namespace mla {
+
+// A tensor's storage in a backend's memory; copies share it.
+template <typename T>
+class Array {
+ public:
+  Array() = default;
+  Array(std::shared_ptr<void> owner, T* data, int64_t size)
+      : owner_(std::move(owner)), data_(data), size_(size) {}
+  T* data() const { return data_; }
+  int64_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  std::shared_ptr<void> owner_;
+  T* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+// A tensor-parallel partial sum of `count` values (float64 on the CPU, float32 on the GPU).
+struct Partial {
+  void* data = nullptr;
+  int64_t count = 0;
+};
+
+// The step's index arrays in backend memory (FlatBatch's, same meaning).
+struct StepIndex {
+  const int32_t* tokens = nullptr;       // [num_tokens]
+  const int32_t* positions = nullptr;    // [num_tokens]
+  const int64_t* slots = nullptr;        // [num_tokens]
+  const int32_t* sample_rows = nullptr;  // [sample rows]
+  kernels::RaggedBatch prefill;          // FlatBatch::Prefill() with backend pointers
+  kernels::RaggedBatch decode;           // FlatBatch::Decode() with backend pointers
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string Describe() const = 0;  // e.g. "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
+
+  // --- Memory.
+  // `bytes` of backend memory, uninitialised, freed when the last owner goes.
+  virtual absl::StatusOr<std::shared_ptr<void>> Allocate(int64_t bytes) = 0;
+  virtual absl::Status CopyToBackend(const void* host, int64_t bytes, void* dst) = 0;
+  // Waits for the ops before it, then copies.
+  virtual absl::Status CopyToHost(const void* src, int64_t bytes, void* host) = 0;
+  virtual absl::Status FillBytes(void* dst, uint8_t value, int64_t bytes) = 0;
+  // Backend memory that holds `host`'s values (the CPU adopts the vector, no copy).
+  template <typename T>
+  absl::StatusOr<Array<T>> Place(std::vector<T> host);
+  // Scratch of `count` T, valid until the next BeginStep; 256-byte aligned.
+  template <typename T>
+  absl::StatusOr<T*> Scratch(int64_t count) {
+    auto p = ScratchBytes(count * static_cast<int64_t>(sizeof(T)));
+    if (!p.ok()) return p.status();
+    return static_cast<T*>(*p);
+  }
+  absl::StatusOr<Partial> ScratchPartial(int64_t count);
+  // Bytes free for the cache after what is allocated now; Unimplemented where unknown (CPU).
+  virtual absl::StatusOr<int64_t> FreeMemoryBytes() = 0;
+
+  // --- The step. Uploads the step's index arrays and plans the attention kernels for it.
+  virtual absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch) = 0;
+
+  // --- Ops (kernels/ops.h contracts).
+  virtual absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in,
+                              int64_t out, float* y) = 0;
+  virtual absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in,
+                              int64_t out, Partial y) = 0;
+  virtual absl::Status RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim,
+                               float eps, float* y) = 0;
+  virtual absl::Status AddRmsNorm(float* residual, const float* delta, const float* weight,
+                                  int64_t rows, int64_t dim, float eps, float* y) = 0;
+  virtual absl::Status ApplyRope(float* x, int64_t rows, int64_t heads, int64_t row_stride,
+                                 int64_t head_stride, const int32_t* positions,
+                                 const float* inv_freq, int64_t rope_dim,
+                                 float cos_sin_scale) = 0;
+  virtual absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
+  virtual absl::Status Embed(const bf16* table, const int32_t* ids, int64_t tokens, int64_t dim,
+                             int64_t vocab_begin, int64_t vocab_end, float* out) = 0;
+  virtual absl::Status WriteLatentCache(const float* latent, const float* k_rope,
+                                        const int64_t* slots, int64_t tokens,
+                                        const kernels::LatentCache& cache) = 0;
+  // The step's plan (BeginStep) covers params.batch = StepIndex::prefill / decode.
+  virtual absl::Status MlaPrefillAttention(const kernels::MlaPrefillParams& params) = 0;
+  virtual absl::Status MlaAbsorbQuery(const float* q, const bf16* wkv_b, int64_t tokens,
+                                      const kernels::MlaDims& dims, float* q_abs) = 0;
+  virtual absl::Status MlaDecodeAttention(const kernels::MlaDecodeParams& params) = 0;
+  virtual absl::Status MlaUnabsorbOutput(const float* latent_out, const bf16* wkv_b,
+                                         int64_t tokens, const kernels::MlaDims& dims,
+                                         float* out) = 0;
+  virtual absl::Status MoeGate(const float* logits, const float* bias, int64_t tokens,
+                               const kernels::MoeRouting& routing, int32_t* expert_ids,
+                               float* weights) = 0;
+  virtual absl::Status MoeDispatch(const int32_t* expert_ids, int64_t tokens, int64_t top_k,
+                                   int64_t num_experts, int32_t* expert_offsets,
+                                   int32_t* sorted_pairs) = 0;
+  // out[pair / top_k] += weights[pair] * expert_out[j] (kernels/ops.h MoeCombine); `tokens`
+  // rows in out.
+  virtual absl::Status MoeCombine(const float* expert_out, const int32_t* sorted_pairs,
+                                  const float* weights, int64_t count, int64_t tokens,
+                                  int64_t top_k, int64_t dim, Partial out) = 0;
+  // out[j] = x[index[j] / divisor] (rows of dim floats), j < count.
+  virtual absl::Status GatherRows(const float* x, const int32_t* index, int64_t count,
+                                  int64_t divisor, int64_t dim, float* out) = 0;
+  // dst[r * dst_stride + c] = src[r * src_stride + c], r < rows, c < cols.
+  virtual absl::Status Copy2D(const float* src, int64_t src_stride, int64_t rows, int64_t cols,
+                              float* dst, int64_t dst_stride) = 0;
+  virtual absl::Status Add(const float* x, int64_t n, float* y) = 0;  // y += x
+  virtual absl::Status ZeroPartial(Partial p) = 0;
+  virtual absl::Status PartialToFloat(Partial p, float* out) = 0;  // one rounding
+  // Sums p over the group (comm null: nothing to do).
+  virtual absl::Status AllReducePartial(Communicator* comm, Partial p) = 0;
+  // Waits for the ops before a collective reads or writes their buffers (a no-op on the CPU).
+  virtual absl::Status BeforeCollective() = 0;
+  // Row r of logits [rows, vocab] draws with params[r] at steps[r]; the tokens, on the host.
+  virtual absl::StatusOr<std::vector<int32_t>> Sample(
+      const float* logits, int64_t rows, int64_t vocab,
+      const std::vector<kernels::SamplingParams>& params,
+      const std::vector<uint64_t>& steps) = 0;
+
+ protected:
+  virtual absl::StatusOr<void*> ScratchBytes(int64_t bytes) = 0;
+  virtual int64_t PartialElementBytes() const = 0;
+  // Place for a type-erased vector; the CPU adopts `owner` (which holds the vector).
+  virtual absl::StatusOr<std::shared_ptr<void>> PlaceBytes(std::shared_ptr<void> owner,
+                                                           const void* host, int64_t bytes) = 0;
+};
+
+template <typename T>
+absl::StatusOr<Array<T>> Backend::Place(std::vector<T> host) {
+  const int64_t size = static_cast<int64_t>(host.size());
+  auto holder = std::make_shared<std::vector<T>>(std::move(host));
+  const void* bytes = holder->data();
+  absl::StatusOr<std::shared_ptr<void>> placed =
+      PlaceBytes(holder, bytes, size * static_cast<int64_t>(sizeof(T)));
+  if (!placed.ok()) return placed.status();
+  T* data = static_cast<T*>(placed->get());
+  return Array<T>(*std::move(placed), data, size);
+}
+
+inline absl::StatusOr<Partial> Backend::ScratchPartial(int64_t count) {
+  absl::StatusOr<void*> p = ScratchBytes(count * PartialElementBytes());
+  if (!p.ok()) return p.status();
+  return Partial{*p, count};
+}
+
+}  // namespace mla
+
+#endif  // MLASERVE_WORKER_BACKEND_H_
