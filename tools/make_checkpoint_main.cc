@@ -10,7 +10,7 @@
 #include "absl/flags/parse.h"
 #include "tools/synthetic_checkpoint.h"
 
-ABSL_FLAG(std::string, preset, "tiny", "tiny (CPU tests) or v3 (DeepSeek-V3's shape)");
+ABSL_FLAG(std::string, preset, "tiny", "tiny (CPU tests), tiny-mla (tiny with V3's MLA head dims: GPU tests) or v3 (DeepSeek-V3's shape)");
 ABSL_FLAG(uint64_t, seed, 0, "weights are a deterministic function of the seed");
 ABSL_FLAG(std::string, out, "", "output directory (created if needed)");
 ABSL_FLAG(int64_t, n_routed_experts, 0, "routed experts per MoE layer; 0 = preset default (8)");

@@ -67,6 +67,19 @@ ordered_json TinyConfig() {
   };
 }
 
+// The tiny widths with DeepSeek-V3's MLA head dims (kv_lora 512, rope 64, nope 128, v 128), which
+// the GPU attention kernels require, and 16 heads: the model the GPU tests compare with the CPU.
+ordered_json TinyMlaConfig() {
+  ordered_json c = TinyConfig();
+  c["num_attention_heads"] = 16;
+  c["num_key_value_heads"] = 16;
+  c["kv_lora_rank"] = 512;
+  c["qk_nope_head_dim"] = 128;
+  c["qk_rope_head_dim"] = 64;
+  c["v_head_dim"] = 128;
+  return c;
+}
+
 // DeepSeek-V3's config.json (MODEL.md §1) without the MTP layer and the FP8 quantization block.
 ordered_json V3Config() {
   ordered_json c = TinyConfig();
@@ -137,11 +150,13 @@ absl::StatusOr<std::string> SyntheticConfigJson(const SyntheticOptions& options)
   ordered_json c;
   if (options.preset == "tiny") {
     c = TinyConfig();
+  } else if (options.preset == "tiny-mla") {
+    c = TinyMlaConfig();
   } else if (options.preset == "v3") {
     c = V3Config();
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("preset: unknown \"", options.preset, "\" (tiny or v3)"));
+        absl::StrCat("preset: unknown \"", options.preset, "\" (tiny, tiny-mla or v3)"));
   }
   if (options.n_routed_experts < 0 || options.num_layers < 0) {
     return absl::InvalidArgumentError("n_routed_experts and num_layers must be >= 0");

@@ -10,7 +10,8 @@
 // down_proj) further scaled by 1/sqrt(2 * num_layers), norm weights 1 +- 0.05, embedding std 1,
 // router weight std 1/sqrt(hidden), router bias +-0.1.
 //
-// Presets: "tiny" (CPU tests, a few MB) and "v3" (DeepSeek-V3's config; the routed-expert count
+// Presets: "tiny" (CPU tests, a few MB), "tiny-mla" (tiny with V3's MLA head dims, for the GPU
+// kernels) and "v3" (DeepSeek-V3's config; the routed-expert count
 // defaults to 8 so the full 61-layer shape fits a GPU or two). With fewer than 256 experts the v3
 // preset keeps group-limited routing valid: n_group = gcd(8, E), topk_group = max(1, n_group/2),
 // num_experts_per_tok = min(8, topk_group * E / n_group) (E = 256 gives V3's 8 / 4 / 8). A
@@ -33,7 +34,7 @@
 namespace mla::tools {
 
 struct SyntheticOptions {
-  std::string preset = "tiny";     // "tiny" or "v3"
+  std::string preset = "tiny";     // "tiny", "tiny-mla" (GPU tests) or "v3"
   uint64_t seed = 0;               // weights are a function of the seed
   int64_t n_routed_experts = 0;    // 0 = preset default (8 for both presets)
   int64_t num_layers = 0;          // 0 = preset default (tiny 4, v3 61)

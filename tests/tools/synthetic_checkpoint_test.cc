@@ -246,6 +246,21 @@ TEST(SyntheticCheckpoint, V3DefaultKeepsGroupLimitedRoutingValid) {
   EXPECT_NEAR(c.SoftmaxScale(), 0.1352337789, 1e-7);
 }
 
+TEST(SyntheticCheckpoint, TinyMlaHasTheGpuKernelsHeadDims) {
+  auto text = SyntheticConfigJson(SyntheticOptions{.preset = "tiny-mla"});
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto parsed = ParseModelConfig(*text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const ModelConfig& c = *parsed;
+  EXPECT_EQ(c.kv_lora_rank, 512);
+  EXPECT_EQ(c.qk_rope_head_dim, 64);
+  EXPECT_EQ(c.qk_nope_head_dim, 128);
+  EXPECT_EQ(c.v_head_dim, 128);
+  EXPECT_EQ(c.num_attention_heads, 16);
+  EXPECT_EQ(c.hidden_size, 256);  // the tiny widths otherwise
+  EXPECT_EQ(c.vocab_size, 1024);
+}
+
 TEST(SyntheticCheckpoint, RejectsBadOptions) {
   EXPECT_EQ(SyntheticConfigJson(SyntheticOptions{.preset = "huge"}).status().code(),
             absl::StatusCode::kInvalidArgument);
