@@ -55,7 +55,9 @@ inline constexpr float kLn2 = 0.6931471805599453f;
 // Named barriers (0 is __syncthreads).
 inline constexpr int kBarScoreGroup = 1;  // warpgroup 0 alone: Q / zero-filled rows written
 inline constexpr int kBarPFull = 2;       // P and its rescale factors are in shared memory
-inline constexpr int kBarPEmpty = 3;      // warpgroup 1 has finished reading P
+                                          // (both warpgroups sync: splitkv.cu, Synchronisation)
+inline constexpr int kBarPEmpty = 3;      // warpgroup 1 has finished reading P (it arrives)
+inline constexpr int kHandoffSlots = 2;   // rescale / row-state slots, by tile parity
 
 static_assert(kHeadsPerCta == 64, "wgmma M is 64 rows per warpgroup");
 static_assert(kDCache % kChunkCols == 0 && kDLatent % kChunkCols == 0,

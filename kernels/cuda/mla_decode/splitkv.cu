@@ -21,6 +21,34 @@
 // and their V rows are zero-filled in shared memory (0 * NaN would).
 // A whole piece writes out = O / d and lse; a piece of a cut token writes the unnormalised O and
 // (m, d) to its workspace slot, and combine.cu merges them.
+//
+// Synchronisation (what orders each shared-memory hand-off; tile it = the CTA's it-th tile):
+// - cache stage it % 2: TMA (async proxy) writes complete_tx on full[stage], every consumer
+//   waits on it before its wgmma reads. Overwrite (tile it + 2): each of the 8 warps arrives on
+//   empty[stage] after its own wgmma.wait_group covering its reads of the stage (the PTX ISA
+//   defines wait_group's completion for the groups committed by the executing threads; one
+//   arrival per warp does not lean on one warp's wait covering its warpgroup's other warps);
+//   warpgroup 0's generic zero-fill of rows past the context is fenced (fence.proxy.async) and
+//   reaches its warps' arrivals through kBarScoreGroup.
+// - smem.q: written (generic) and read (wgmma) by warpgroup 0 only: fence.proxy.async +
+//   kBarScoreGroup before the reads; the rewrite for the next piece follows its own Wait<0>.
+// - smem.p (read by warpgroup 1's wgmma): written after kBarPEmpty (warpgroup 1 arrives once
+//   its product of the previous tile completed; warpgroup 0 syncs), published by
+//   fence.proxy.async + kBarPFull.
+// - smem.rescale / row_state (generic stores by warpgroup 0, generic loads by warpgroup 1):
+//   slot it % 2, written before and read after kBarPFull of tile it, on which BOTH warpgroups
+//   sync. The slot's next write (tile it + 2) follows kBarPFull of tile it + 1, which warpgroup 1
+//   reaches only after its reads of tile it: every hand-off of generic data is ordered by a
+//   barrier that both sides wait on.
+// Until 2026-11-28 the factors had one slot, written after kBarPEmpty and published with a
+// bar.arrive on kBarPFull. That was correct by the PTX ISA (a bar.arrive orders the arriving
+// thread's earlier accesses before the completion of the barrier that others bar.sync on), but
+// compute-sanitizer's racecheck does not credit bar.arrive: it reported exactly these accesses
+// as 160 hazards (warpgroup 1's loads at +0x34b0/+0x34c0 (rescale) and +0x3e10/+0x3e30
+// (row_state .y) against warpgroup 0's stores at +0xf010..+0xf040, splitkv.cu lines 397-401 vs
+// 358-359 at commit 53464d9; bench/RESULTS.md, "Decode racecheck hazards"). No race was possible,
+// and the results were bit-for-bit repeatable; the two slots and the two-sided kBarPFull make
+// the ordering visible to the tool at the cost of one barrier latency per tile.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -44,15 +72,17 @@ namespace mla_decode {
 
 using Chunk = __nv_bfloat16[kKeysPerTile][kChunkCols];  // 64 rows x 128 bytes, swizzled
 
-// Every piece of the kernel's shared memory (STYLE.md T3). 230,400 bytes.
+// Every piece of the kernel's shared memory (STYLE.md T3). 231,424 bytes.
 struct alignas(kSwizzleAtomBytes) SharedStorage {
   Chunk q[kChunks];                 // the CTA's 64 queries, bf16, 9 column chunks
   Chunk kv[kStages][kChunks];       // cache tiles: keys; values = chunks 0..7
   Chunk p;                          // P of the tile, bf16 (warpgroup 1's A operand)
-  float rescale[kHeadsPerCta];      // 2^(m - m') of the tile, per head
-  float2 row_state[kHeadsPerCta];   // (m, d) per head after a piece's last tile (base 2)
+  // Per tile it, in slot it % 2 (see "Synchronisation" above: a slot is rewritten two tiles
+  // later, after a kBarPFull that both warpgroups wait on).
+  float rescale[kHandoffSlots][kHeadsPerCta];     // 2^(m - m') of the tile, per head
+  float2 row_state[kHandoffSlots][kHeadsPerCta];  // (m, d) per head after a piece's last tile
   uint64_t full[kStages];           // the stage's tile has landed (TMA transaction count)
-  uint64_t empty[kStages];          // warpgroup 0 is done with the stage
+  uint64_t empty[kStages];          // all 8 warps' wgmma reads of the stage are complete
 };
 constexpr int kSmemBytes = sizeof(SharedStorage) + kSwizzleAtomBytes;  // + alignment slack
 static_assert(kSmemBytes <= 232448, "more than an H100 block's shared memory");
@@ -66,9 +96,9 @@ struct KernelArgs {
 
 namespace warp {
 
-// The producer: issues the lane's tiles in order, tile i into stage i % 2 once warpgroup 0 has
-// released the tile that was there (warpgroup 1, whose first warp this is, calls IssueNext only
-// after its own product with that tile completed). Warp-collective; lane 0 issues.
+// The producer: issues the lane's tiles in order, tile i into stage i % 2 once all 8 warps have
+// released the tile that was there (empty[stage]: one arrival per warp after its own wgmma wait).
+// Warp-collective; lane 0 issues.
 class TileProducer {
  public:
   __device__ __forceinline__ TileProducer(const CUtensorMap& cache_map, const KernelArgs& a,
@@ -333,7 +363,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const Ml
       const int stage = it % kStages;
       Wait<0>();  // O += P V of the previous tile is done (unconditional: a wait in a branch
                   // makes ptxas serialise every wgmma)
-      if (it > 0 && t == 0) thread::MbarrierArrive(&smem.empty[(it - 1) % kStages]);
+      if (it > 0 && t % 32 == 0) thread::MbarrierArrive(&smem.empty[(it - 1) % kStages]);
       __syncwarp();
       thread::MbarrierWait(&smem.full[stage], (it / kStages) & 1);
       float sc[kScoreRegs];
@@ -352,15 +382,21 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const Ml
       const bool last = tile + 1 == piece.tile_end;  // (m, d) of the piece for warpgroup 1
       const float d_row[2] = {last ? mla_decode::warp::QuadSum(d[0]) : 0.0f,
                               last ? mla_decode::warp::QuadSum(d[1]) : 0.0f};
+      const int slot = it % kHandoffSlots;
       if (t % 4 == 0) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          smem.rescale[FragmentRow(r)] = alpha[r];
-          if (last) smem.row_state[FragmentRow(r)] = make_float2(m[r], d_row[r]);
+          smem.rescale[slot][FragmentRow(r)] = alpha[r];
+          if (last) smem.row_state[slot][FragmentRow(r)] = make_float2(m[r], d_row[r]);
         }
       }
       thread::FenceProxyAsync();
-      cta::NamedBarrierArrive(kBarPFull, kConsumerThreads);
+      // Sync, not arrive: warpgroup 1 is normally waiting here already (between its kBarPEmpty
+      // arrival, which the sync above waited for, and this barrier it only issues the next TMA
+      // tile or stores a finished piece), so this costs the barrier's latency; it orders
+      // warpgroup 1's reads of this slot (tile it - 2, before its sync of tile it - 1) before
+      // the writes above in a way racecheck sees (header, "Synchronisation").
+      cta::NamedBarrierSync(kBarPFull, kConsumerThreads);
       AccumulateValuesFromRegisters(sc, smem, stage, o);               // O += P V[:, :256]
     }
     Wait<0>();
@@ -393,15 +429,19 @@ __device__ __forceinline__ void RightValues(const CUtensorMap& cache_map, const 
     float2 state[2];
     for (int tile = piece.tile_begin; tile < piece.tile_end; ++tile, ++it) {
       const int stage = it % kStages;
+      const int slot = it % kHandoffSlots;
       cta::NamedBarrierSync(kBarPFull, kConsumerThreads);              // P of this tile
-      const float alpha[2] = {smem.rescale[FragmentRow(0)], smem.rescale[FragmentRow(1)]};
+      const float alpha[2] = {smem.rescale[slot][FragmentRow(0)],
+                              smem.rescale[slot][FragmentRow(1)]};
       RescaleOutput(o, alpha);                                         // O = O 2^(m - m')
       if (tile + 1 == piece.tile_end) {
-        state[0] = smem.row_state[FragmentRow(0)];
-        state[1] = smem.row_state[FragmentRow(1)];
+        state[0] = smem.row_state[slot][FragmentRow(0)];
+        state[1] = smem.row_state[slot][FragmentRow(1)];
       }
       thread::MbarrierWait(&smem.full[stage], (it / kStages) & 1);
       AccumulateValuesFromShared(smem, stage, o);                      // O += P V[:, 256:]
+      if (threadIdx.x % 32 == 0) thread::MbarrierArrive(&smem.empty[stage]);  // this warp's reads
+      __syncwarp();
       cta::NamedBarrierArrive(kBarPEmpty, kConsumerThreads);
       if (producer) tiles.IssueNext();  // tile it + 2 into this stage, once warpgroup 0 is done
     }
@@ -426,7 +466,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     for (int i = 0; i < kStages; ++i) {
       thread::MbarrierInit(&smem.full[i], 1);   // the producer's arrive (+ the TMA bytes)
-      thread::MbarrierInit(&smem.empty[i], 1);  // warpgroup 0 is done with the stage
+      thread::MbarrierInit(&smem.empty[i], kThreads / 32);  // each warp's wgmma reads are done
     }
     thread::FenceBarrierInit();
   }
