@@ -201,11 +201,7 @@ v1::Assignment WorkerHub::AssignmentLocked(int rank) const {
     peer->set_host(slots_[r].reg.host());
     peer->set_device(slots_[r].reg.device());
   }
-  if (!slots_[0].reg.nccl_unique_id().empty()) {
-    a.mutable_rendezvous()->set_nccl_unique_id(slots_[0].reg.nccl_unique_id());
-  } else {
-    a.mutable_rendezvous()->set_gloo_store_address("");  // the coordinator's own store
-  }
+  a.mutable_rendezvous()->set_store_address("");  // the coordinator's own store
   a.mutable_rendezvous()->set_key_prefix(absl::StrCat("formation", formations_, "/"));
   a.set_checkpoint_path(options_.model.checkpoint_path);
   a.set_config_hash(options_.model.config_hash);

@@ -28,7 +28,7 @@
 namespace mla {
 
 // A fresh NCCL unique id (ncclGetUniqueId) as its NCCL_UNIQUE_ID_BYTES bytes, for the
-// coordinator's rendezvous (Assignment.nccl_unique_id). NCCL's bootstrap root runs in the calling
+// rendezvous store (Rendezvous in worker.proto). NCCL's bootstrap root runs in the calling
 // process, which must stay alive until every rank has called NcclCommunicator::Create.
 absl::StatusOr<std::string> MakeNcclUniqueId();
 

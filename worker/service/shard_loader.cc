@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/config_hash.h"
-#include "worker/gloo_communicator.h"
+#include "worker/service/backend_factory.h"
 #include "worker/service/rendezvous_client.h"
 #include "worker/status_macros.h"
 
@@ -12,23 +12,23 @@ namespace mla::worker_service {
 
 absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options,
                        LoadedShard* shard) {
+  MLA_ASSIGN_OR_RETURN(std::shared_ptr<Backend> backend, MakeBackend(options.device));
   ModelComms comms;
   if (a.tp_size() * a.pp_size() > 1) {
-    if (a.rendezvous().method_case() != v1::Rendezvous::kGlooStoreAddress) {
-      return absl::UnimplementedError("this worker runs on the CPU and needs a Gloo rendezvous");
+    GroupJoin join{.device = options.device,
+                   .gloo_host = options.gloo_host,
+                   .timeout = absl::ToChronoMilliseconds(options.timeout)};
+    if (join.device < 0 && join.gloo_host.empty()) {
+      MLA_ASSIGN_OR_RETURN(join.gloo_host, LocalAddressToward(options.coordinator));
     }
-    GlooOptions gloo{.timeout = absl::ToChronoMilliseconds(options.timeout)};
-    gloo.hostname = options.gloo_host;
-    if (gloo.hostname.empty()) {
-      MLA_ASSIGN_OR_RETURN(gloo.hostname, LocalAddressToward(options.coordinator));
-    }
-    const std::string& store_address = a.rendezvous().gloo_store_address();
+    const std::string& store_address = a.rendezvous().store_address();
     RendezvousClient store(store_address.empty() ? options.coordinator : store_address,
                            absl::ToChronoMilliseconds(options.meet_timeout));
     auto connect = [&](const std::string& group, int rank, int size) -> absl::Status {
-      MLA_ASSIGN_OR_RETURN(
-          std::unique_ptr<Communicator> c,
-          GlooCommunicator::Create(store, a.rendezvous().key_prefix() + group, rank, size, gloo));
+      join.key = a.rendezvous().key_prefix() + group;
+      join.rank = rank;
+      join.size = size;
+      MLA_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> c, JoinGroup(store, join));
       shard->communicators.push_back(std::move(c));
       return absl::OkStatus();
     };
@@ -51,7 +51,8 @@ absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options
                        .layer_end = a.end_layer(),
                        .tp_rank = a.tp_rank(),
                        .tp_size = a.tp_size()};
-  MLA_ASSIGN_OR_RETURN(shard->model, Model::Load(*shard->checkpoint, spec, comms));
+  MLA_ASSIGN_OR_RETURN(shard->model,
+                       Model::Load(*shard->checkpoint, spec, comms, std::move(backend)));
   return absl::OkStatus();
 }
 
@@ -79,13 +80,17 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
 
   int64_t blocks = sizing.requested_blocks > 0 ? sizing.requested_blocks : sizing.flag_blocks;
   if (blocks <= 0) {
-    blocks = LatentCachePool::BlocksForBytes(sizing.memory_bytes, layers, c.kv_lora_rank,
-                                             c.qk_rope_head_dim);
+    int64_t bytes = sizing.memory_bytes;
+    if (collectives.device >= 0) {  // a share of what the weights left free on the GPU
+      MLA_ASSIGN_OR_RETURN(const int64_t free, shard.model->backend().FreeMemoryBytes());
+      bytes = static_cast<int64_t>(static_cast<double>(free) * sizing.device_fraction);
+    }
+    blocks = LatentCachePool::BlocksForBytes(bytes, layers, c.kv_lora_rank, c.qk_rope_head_dim);
   }
   if (blocks < 1 || blocks >= (int64_t{1} << 31)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cache of ", blocks, " blocks for ", layers, " layers; need between 1 and 2^31 - 1 "
-        "(raise --cache_memory_mb or set --num_cache_blocks)"));
+        "(raise --cache_memory_mb / --cache_memory_fraction or set --num_cache_blocks)"));
   }
   MLA_ASSIGN_OR_RETURN(shard.cache, shard.model->NewCache(blocks));
 

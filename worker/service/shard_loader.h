@@ -1,6 +1,6 @@
 // LoadShard: turns a worker's Assignment into what it runs steps with: the checkpoint, the
 // model shard for its stage and tensor-parallel rank, and the latent cache pool for that shard's
-// layers.
+// layers, on the CPU or on a GPU (CollectiveOptions::device).
 //
 // MakeModel is the one place that constructs the Model from an Assignment (the shard spec, and
 // with parallelism the communicators), so that the parallel code changes only that function.
@@ -27,12 +27,15 @@ namespace mla::worker_service {
 struct CacheSizing {
   int64_t requested_blocks = 0;    // LoadModel.num_cache_blocks (the coordinator's choice)
   int64_t flag_blocks = 0;         // the worker's --num_cache_blocks
-  int64_t memory_bytes = 256 << 20;  // else as many as fit in this much memory
+  int64_t memory_bytes = 256 << 20;  // else, on the CPU, as many as fit in this much memory
+  double device_fraction = 0.85;     // else, on a GPU, in this share of the device memory free
+                                     // after loading the weights (the rest: activations)
 };
 
-// How the ranks of a group meet (used when the group has more than one rank).
+// Where the shard runs, and how the ranks of its group meet (when it has more than one rank).
 struct CollectiveOptions {
-  std::string coordinator;  // host:port: its RendezvousStore serves CPU groups
+  int device = -1;          // GPU ordinal: the CUDA backend and NCCL groups; -1: CPU and Gloo
+  std::string coordinator;  // host:port: its RendezvousStore serves the groups' rendezvous
   std::string gloo_host;    // address this rank listens on; empty = the interface toward
                             // the coordinator
   absl::Duration timeout = absl::Seconds(60);  // per collective

@@ -169,7 +169,8 @@ class Session {
         options_.checkpoint.empty() ? assignment_.checkpoint_path() : options_.checkpoint;
     const CacheSizing sizing{.requested_blocks = request.num_cache_blocks(),
                              .flag_blocks = options_.num_cache_blocks,
-                             .memory_bytes = options_.cache_memory_mb << 20};
+                             .memory_bytes = options_.cache_memory_mb << 20,
+                             .device_fraction = options_.cache_memory_fraction};
     const auto start = std::chrono::steady_clock::now();
     DropGroupState();
     // A survivor of a failed group that is given the same shard keeps its open checkpoint.
@@ -182,7 +183,8 @@ class Session {
     const bool reused = reuse != nullptr;
     absl::StatusOr<LoadedShard> shard = LoadShard(
         dir, assignment_, sizing,
-        {.coordinator = options_.coordinator, .gloo_host = options_.gloo_host,
+        {.device = options_.device, .coordinator = options_.coordinator,
+         .gloo_host = options_.gloo_host,
          .timeout = options_.collective_timeout, .meet_timeout = options_.connect_timeout},
         std::move(reuse));
     const double seconds =

@@ -31,7 +31,10 @@ struct WorkerOptions {
                                                            // path in the Assignment
   int64_t num_cache_blocks = 0;                            // 0 = fit cache_memory_mb (unless the
                                                            // coordinator asks for a number)
-  int64_t cache_memory_mb = 256;                           // memory for the cache when sizing it
+  int64_t cache_memory_mb = 256;                           // CPU: memory for the cache when
+                                                           // sizing it
+  double cache_memory_fraction = 0.85;                     // GPU: share of the memory free after
+                                                           // loading that the cache takes
   int device = -1;                                         // GPU ordinal; -1 = CPU
   int preferred_rank = -1;                                 // asked for in Register; -1 = any
   std::string gloo_host;                                   // CPU groups: address to listen on;
@@ -45,8 +48,9 @@ struct WorkerOptions {
   security::TlsFiles tls;
   std::string tls_server_name;
   int max_message_mb = 64;                                 // largest message read
-  absl::Duration collective_timeout = absl::Seconds(5);    // per Gloo collective (a dead or
-                                                           // hung peer fails the step after it)
+  absl::Duration collective_timeout = absl::Seconds(5);    // per collective, Gloo or NCCL (a
+                                                           // dead or hung peer fails the step
+                                                           // after it; also bounds NCCL's setup)
 };
 
 // Returns OK after a Shutdown, or once the coordinator it served has been unreachable for

@@ -1,7 +1,8 @@
 // mla-worker: one worker of a serving group (one per GPU, or one per CPU rank in tests).
 //
-//   mla-worker --coordinator=HOST:PORT [--checkpoint=DIR] [--num_cache_blocks=N |
-//              --cache_memory_mb=256] [--device=-1] [--rank=-1] [--connect_timeout_s=60]
+//   mla-worker --coordinator=HOST:PORT [--checkpoint=DIR] [--device=-1 (CPU) | --device=GPU]
+//              [--num_cache_blocks=N | --cache_memory_mb=256 (CPU) |
+//               --cache_memory_fraction=0.85 (GPU)] [--rank=-1] [--connect_timeout_s=60]
 //              [--tls_dir=DIR | --tls_ca=F [--tls_cert=F --tls_key=F]] [--tls_server_name=N]
 //              [--max_message_mb=64]
 //
@@ -28,14 +29,18 @@ ABSL_FLAG(std::string, coordinator, "", "coordinator address host:port; default:
 ABSL_FLAG(int, coordinator_port, 50051, "the coordinator's port when taken from LWS");
 ABSL_FLAG(std::string, checkpoint, "", "checkpoint directory; default: the coordinator's path");
 ABSL_FLAG(int64_t, num_cache_blocks, 0, "cache blocks to allocate; 0 = fit --cache_memory_mb");
-ABSL_FLAG(int64_t, cache_memory_mb, 256, "memory for the latent cache when sizing it");
+ABSL_FLAG(int64_t, cache_memory_mb, 256, "CPU: memory for the latent cache when sizing it");
+ABSL_FLAG(double, cache_memory_fraction, 0.85,
+          "GPU: share of the device memory free after loading the weights that the latent cache "
+          "takes (the rest holds activations and workspaces)");
 ABSL_FLAG(int, device, -1, "GPU ordinal; -1 = CPU");
 ABSL_FLAG(int, rank, -1, "rank to ask for; -1 = $LWS_WORKER_INDEX if set, else any");
 ABSL_FLAG(double, connect_timeout_s, 60, "give up reaching the coordinator after this long");
 ABSL_FLAG(double, heartbeat_s, 2, "seconds between heartbeats");
 ABSL_FLAG(double, coordinator_timeout_s, 20, "a coordinator silent this long is gone");
 ABSL_FLAG(double, collective_timeout_s, 5,
-          "a Gloo collective (all-reduce, pipeline send/recv) not done within this fails the step");
+          "a collective (all-reduce, pipeline send/recv; Gloo or NCCL) not done within this fails "
+          "the step");
 ABSL_FLAG(std::string, gloo_host, "",
           "CPU groups: the address this rank's Gloo connections listen on; default: the local "
           "interface that routes to the coordinator");
@@ -75,6 +80,11 @@ int main(int argc, char** argv) {
   options.num_cache_blocks = absl::GetFlag(FLAGS_num_cache_blocks);
   options.cache_memory_mb = absl::GetFlag(FLAGS_cache_memory_mb);
   options.device = absl::GetFlag(FLAGS_device);
+  options.cache_memory_fraction = absl::GetFlag(FLAGS_cache_memory_fraction);
+  if (options.cache_memory_fraction <= 0 || options.cache_memory_fraction >= 1) {
+    std::fprintf(stderr, "mla-worker: --cache_memory_fraction must be in (0, 1)\n");
+    return 1;
+  }
   options.gloo_host = absl::GetFlag(FLAGS_gloo_host);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_s));
