@@ -10,7 +10,8 @@
 # whole project, not only tests/gpu), MLA_SKIP="sanitizer bench" (steps to skip),
 # MLA_TEST_SEED (replay a test's random inputs), MLA_PREFIX (where to unpack), MLA_CMAKE_ARGS
 # (more configure arguments; MLA_SKIP=build stops after configuring), MLA_GPU_TESTS="nccl rope"
-# (build and run only the GPU tests whose names contain one of these words, no benchmark).
+# (build and run only the GPU tests whose names contain one of these words, no benchmark;
+# "serving" selects the multi-process GPU serving test).
 # Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -123,15 +124,20 @@ run_step configure "$LOG/build.log" 120 cmake -S . -B "$BUILD" -G Ninja \
   -DProtobuf_LIBRARY="$PREFIX/usr/$ARCH_LIB/libprotobuf.so" ${MLA_CMAKE_ARGS:-}
 if [[ "$SKIP" == *" build "* ]]; then cat "$SUMMARY"; exit $FAILED; fi
 
-GPU_TESTS=$(for f in tests/gpu/*_test.cc; do basename "$f" .cc; done | tr '\n' ' ')
-CTEST_RE='^gpu_'
+# The GPU tests: tests/gpu/*_test.cc, and the GPU serving test (tests/integration/
+# test_serving_gpu.py: real coordinator and worker processes, NCCL between GPUs), which needs
+# the binaries below.
+GPU_TESTS="$(for f in tests/gpu/*_test.cc; do basename "$f" .cc; done | tr '\n' ' ')"
+GPU_TESTS="$GPU_TESTS py_test_serving_gpu"
+SERVING_TARGETS="mla-coordinator mla-worker mla-generate mla-client mla-make-checkpoint"
 if [ -n "${MLA_GPU_TESTS:-}" ]; then
   GPU_TESTS=$(for t in $GPU_TESTS; do
     for w in $MLA_GPU_TESTS; do [[ $t == *"$w"* ]] && echo "$t" && break; done
   done | tr '\n' ' ')
-  CTEST_RE="^($(echo $GPU_TESTS | tr ' ' '|'))\$"
 fi
-TARGETS="$GPU_TESTS"
+CTEST_RE="^($(echo $GPU_TESTS | tr ' ' '|'))\$"
+TARGETS=$(for t in $GPU_TESTS; do [[ $t == py_* ]] || echo "$t"; done | tr '\n' ' ')
+[[ " $GPU_TESTS " == *" py_test_serving_gpu "* ]] && TARGETS="$TARGETS $SERVING_TARGETS"
 [ -f bench/mla_decode_bench.cu ] && [ -z "${MLA_GPU_TESTS:-}" ] && TARGETS="$TARGETS mla_decode_bench"
 if [ -n "${MLA_BUILD_ALL:-}" ]; then
   run_step build "$LOG/build.log" 420 cmake --build "$BUILD" -j "$JOBS"

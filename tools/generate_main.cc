@@ -1,7 +1,7 @@
-// mla-generate: generates tokens from a checkpoint on the CPU, in process.
+// mla-generate: generates tokens from a checkpoint in process, on the CPU or one GPU.
 //
 //   mla-generate --checkpoint=DIR --prompt=1,2,3 --max_tokens=16 [--temperature=0.7 --top_p=0.9
-//                --top_k=40 --seed=1] [--prefill_chunk=N] [--dump_logits=FILE]
+//                --top_k=40 --seed=1] [--prefill_chunk=N] [--dump_logits=FILE] [--device=-1]
 //
 // Prints "tokens: a,b,c" on stdout and a tokens/s summary on stderr. --dump_logits writes the
 // float32 little-endian logits [generated tokens, vocab] each token was chosen from.
@@ -19,6 +19,7 @@
 #include "worker/checkpoint.h"
 #include "worker/generator.h"
 #include "worker/model.h"
+#include "worker/service/backend_factory.h"
 
 ABSL_FLAG(std::string, checkpoint, "", "checkpoint directory (config.json + safetensors)");
 ABSL_FLAG(std::string, prompt, "0", "prompt as comma-separated token ids");
@@ -29,6 +30,7 @@ ABSL_FLAG(int32_t, top_k, 0, "0 = no limit");
 ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
 ABSL_FLAG(int64_t, prefill_chunk, 0, "prompt tokens per step; 0 = all at once");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after the EOS token");
+ABSL_FLAG(int, device, -1, "GPU ordinal; -1 = CPU");
 ABSL_FLAG(std::string, dump_logits, "", "write the logits of each generated token here");
 
 namespace {
@@ -58,7 +60,9 @@ int main(int argc, char** argv) {
 
   auto checkpoint = mla::Checkpoint::Open(absl::GetFlag(FLAGS_checkpoint));
   if (!checkpoint.ok()) return Fail(checkpoint.status().ToString());
-  auto model = mla::Model::Load(**checkpoint, mla::ShardSpec{});
+  auto backend = mla::worker_service::MakeBackend(absl::GetFlag(FLAGS_device));
+  if (!backend.ok()) return Fail(backend.status().ToString());
+  auto model = mla::Model::Load(**checkpoint, mla::ShardSpec{}, {}, *std::move(backend));
   if (!model.ok()) return Fail(model.status().ToString());
 
   const bool dump = !absl::GetFlag(FLAGS_dump_logits).empty();

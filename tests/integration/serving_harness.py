@@ -103,11 +103,12 @@ def request(prompt, max_tokens, temperature=0.0, top_p=0.0, top_k=0, seed=None,
 
 
 def reference_tokens(prompt, max_tokens, temperature=0.0, top_p=1.0, top_k=0, seed=0,
-                     ignore_eos=True):
+                     ignore_eos=True, checkpoint=None, device=-1):
     """The in-process generation (mla-generate) of the same request."""
-    command = [GENERATE, f"--checkpoint={CHECKPOINT}", "--prompt=" + ",".join(map(str, prompt)),
-               f"--max_tokens={max_tokens}", f"--temperature={temperature}", f"--top_p={top_p}",
-               f"--top_k={top_k}", f"--seed={seed}"]
+    command = [GENERATE, f"--checkpoint={checkpoint or CHECKPOINT}",
+               "--prompt=" + ",".join(map(str, prompt)), f"--max_tokens={max_tokens}",
+               f"--temperature={temperature}", f"--top_p={top_p}", f"--top_k={top_k}",
+               f"--seed={seed}", f"--device={device}"]
     if ignore_eos:
         command.append("--ignore_eos")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -162,9 +163,10 @@ class Process:
 class Cluster:
     """One mla-coordinator (and workers started on demand), all killed on exit."""
 
-    def __init__(self, tp=1, pp=1, num_cache_blocks=512, extra_flags=()):
+    def __init__(self, tp=1, pp=1, num_cache_blocks=512, extra_flags=(), checkpoint=None):
         self.log_dir = tempfile.mkdtemp(prefix="mla_serving_")
-        self.flags = [f"--checkpoint={CHECKPOINT}", "--port=0", "--address=127.0.0.1",
+        self.checkpoint = checkpoint or CHECKPOINT
+        self.flags = [f"--checkpoint={self.checkpoint}", "--port=0", "--address=127.0.0.1",
                       f"--tp={tp}", f"--pp={pp}", f"--num_cache_blocks={num_cache_blocks}",
                       *extra_flags]
         self.coordinator = None
@@ -215,7 +217,8 @@ class Cluster:
 
     def start_worker(self, extra_flags=()):
         name = f"worker{len(self.workers)}"
-        command = [WORKER, f"--coordinator=127.0.0.1:{self.port}", f"--checkpoint={CHECKPOINT}",
+        command = [WORKER, f"--coordinator=127.0.0.1:{self.port}",
+                   f"--checkpoint={self.checkpoint}",
                    "--connect_timeout_s=30", *extra_flags]
         worker = Process(name, command, self.log_dir)
         self.workers.append(worker)

@@ -23,7 +23,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(int device) {
   return MakeCudaBackend(device);
 #else
   return absl::FailedPreconditionError(
-      absl::StrCat("--device=", device, ": this mla-worker was built without CUDA (CPU only)"));
+      absl::StrCat("--device=", device, ": this binary was built without CUDA (CPU only)"));
 #endif
 }
 
