@@ -54,6 +54,16 @@ absl::Status ApplyRope(float* x, int64_t rows, int64_t heads, int64_t row_stride
 absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out,
                      cudaStream_t stream);
 
+// out[j] = x[index[j] / divisor] (rows of dim floats), j < count: the MoE's gather of an
+// expert's tokens. Exact (a copy). No CPU twin: the CPU backend copies rows in a loop.
+// REQUIRES: divisor > 0 (INVALID_ARGUMENT otherwise); out does not alias x.
+absl::Status GatherRows(const float* x, const int32_t* index, int64_t count, int64_t divisor,
+                        int64_t dim, float* out, cudaStream_t stream);
+
+// y[i] += x[i] for i < n, one float32 add each (the host's result). y may alias x. No CPU twin:
+// the CPU backend adds in a loop.
+absl::Status Add(const float* x, int64_t n, float* y, cudaStream_t stream);
+
 // out[t] = table[ids[t] - vocab_begin] for ids in [vocab_begin, vocab_end), else zeros.
 absl::Status Embed(const bf16* table, const int32_t* ids, int64_t tokens, int64_t dim,
                    int64_t vocab_begin, int64_t vocab_end, float* out, cudaStream_t stream);
