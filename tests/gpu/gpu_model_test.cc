@@ -156,7 +156,7 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
       worst_rel_l2 = std::max(worst_rel_l2, c.rel_l2);
       if (i == 0) {
         std::printf("request %zu, first token: max |gpu - cpu| %.4g, max |cpu| %.4g (%.1f%% of "
-                    "the tolerance), rel L2 %.3g\n",
+                    "the tolerance), rel_l2 %.3g\n",
                     r, c.max_abs_diff, c.max_abs_cpu, 100.0 * c.max_abs_diff / c.tolerance(),
                     c.rel_l2);
         ASSERT_LE(c.max_abs_diff, c.tolerance()) << "the first step's logits disagree";
@@ -164,7 +164,7 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
       EXPECT_LE(c.max_abs_diff, c.tolerance()) << "logits of generated token " << i;
     }
     std::printf("request %zu: %lld of %lld tokens equal before any divergence; worst logit step "
-                "%.1f%% of the tolerance, worst rel L2 %.3g\n",
+                "%.1f%% of the tolerance, worst rel_l2 %.3g\n",
                 r, static_cast<long long>(diverge), static_cast<long long>(kNewTokens),
                 100.0 * worst_share, worst_rel_l2);
     if (diverge == kNewTokens) continue;
@@ -175,7 +175,7 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
     const double tolerance = CompareLogits(&gpu[r].logits[diverge * vocab], at, vocab).tolerance();
     const double gap = static_cast<double>(top.first) - top.second;
     const double gpu_choice_loss = static_cast<double>(top.first) - at[gpu[r].tokens[diverge]];
-    std::printf("request %zu diverges at generated token %lld: cpu %d, gpu %d; CPU top-2 gap %.4g, "
+    std::printf("request %zu: tokens differ at generated token %lld: cpu %d, gpu %d; CPU top-2 gap %.4g, "
                 "CPU logit of the GPU's token %.4g below the best; tolerance %.4g\n",
                 r, static_cast<long long>(diverge), cpu[r].tokens[diverge],
                 gpu[r].tokens[diverge], gap, gpu_choice_loss, tolerance);
