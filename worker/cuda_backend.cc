@@ -196,7 +196,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(int device) {
   std::unique_ptr<CudaBackend> be(new CudaBackend(device));
   MLA_RETURN_IF_ERROR(be->UseDevice());
   cudaDeviceProp prop{};
-  MLA_RETURN_IF_ERROR(CudaStatus(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties"));
+  MLA_RETURN_IF_ERROR(
+      CudaStatus(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties"));
   be->description_ = absl::StrCat("cuda:", device, " (", prop.name, ")");
   MLA_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking),
                                  "cudaStreamCreateWithFlags"));
@@ -271,14 +272,15 @@ absl::StatusOr<StepIndex> CudaBackend::BeginStep(const FlatBatch& batch) {
 absl::StatusOr<char*> CudaBackend::OpWorkspace(int64_t bytes) {
   if (bytes <= workspace_bytes_) return workspace_;
   // Earlier ops of the stream may still use the old buffer.
-  MLA_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "op workspace: cudaStreamSynchronize"));
+  MLA_RETURN_IF_ERROR(
+      CudaStatus(cudaStreamSynchronize(stream_), "op workspace: cudaStreamSynchronize"));
   if (workspace_ != nullptr) cudaFree(workspace_);
   workspace_ = nullptr;
   workspace_bytes_ = 0;
   const int64_t size = AlignUp(std::max(bytes, int64_t{1} << 20));
   void* fresh = nullptr;
-  MLA_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&fresh, static_cast<size_t>(size)),
-                                 absl::StrCat("op workspace: cudaMalloc of ", size, " bytes").c_str()));
+  const std::string what = absl::StrCat("op workspace: cudaMalloc of ", size, " bytes");
+  MLA_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&fresh, static_cast<size_t>(size)), what.c_str()));
   workspace_ = static_cast<char*>(fresh);
   workspace_bytes_ = size;
   return workspace_;
@@ -290,9 +292,10 @@ absl::StatusOr<char*> CudaBackend::OpWorkspace(int64_t bytes) {
 absl::Status CudaBackend::LinearInto(const float* x, const bf16* w, int64_t rows, int64_t in,
                                      int64_t out, float* y) {
   if (rows == 0 || out == 0) return absl::OkStatus();
-  const int64_t x_bytes = AlignUp(rows * in * static_cast<int64_t>(sizeof(bf16)));
-  const int64_t w_bytes = Aligned(w) ? 0 : AlignUp(out * in * static_cast<int64_t>(sizeof(bf16)));
-  const int64_t y_bytes = Aligned(y) ? 0 : AlignUp(rows * out * static_cast<int64_t>(sizeof(float)));
+  constexpr int64_t kBf16 = sizeof(bf16), kFloat = sizeof(float);
+  const int64_t x_bytes = AlignUp(rows * in * kBf16);
+  const int64_t w_bytes = Aligned(w) ? 0 : AlignUp(out * in * kBf16);
+  const int64_t y_bytes = Aligned(y) ? 0 : AlignUp(rows * out * kFloat);
   MLA_ASSIGN_OR_RETURN(char* workspace, OpWorkspace(x_bytes + w_bytes + y_bytes));
   bf16* x_bf16 = reinterpret_cast<bf16*>(workspace);
   const bf16* w_aligned = w;

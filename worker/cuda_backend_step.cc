@@ -66,7 +66,8 @@ CudaStepPlan::~CudaStepPlan() {
 
 absl::StatusOr<char*> CudaStepPlan::Staging(int64_t bytes) {
   // The last step's upload may still read the buffer.
-  MLA_RETURN_IF_ERROR(CudaStatus(cudaEventSynchronize(uploaded_), "BeginStep: cudaEventSynchronize"));
+  MLA_RETURN_IF_ERROR(
+      CudaStatus(cudaEventSynchronize(uploaded_), "BeginStep: cudaEventSynchronize"));
   if (bytes > staging_bytes_) {
     const int64_t size = std::max({bytes, 2 * staging_bytes_, int64_t{64} << 10});
     if (staging_ != nullptr) cudaFreeHost(staging_);

@@ -35,7 +35,8 @@ std::unique_ptr<Backend> MakeBackendOrDie() {
 template <typename T>
 std::vector<T> Download(Backend& be, const T* device, int64_t count) {
   std::vector<T> host(count);
-  const absl::Status s = be.CopyToHost(device, count * static_cast<int64_t>(sizeof(T)), host.data());
+  const absl::Status s =
+      be.CopyToHost(device, count * static_cast<int64_t>(sizeof(T)), host.data());
   EXPECT_TRUE(s.ok()) << s;
   return host;
 }

@@ -175,8 +175,8 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
     const double tolerance = CompareLogits(&gpu[r].logits[diverge * vocab], at, vocab).tolerance();
     const double gap = static_cast<double>(top.first) - top.second;
     const double gpu_choice_loss = static_cast<double>(top.first) - at[gpu[r].tokens[diverge]];
-    std::printf("request %zu: tokens differ at generated token %lld: cpu %d, gpu %d; CPU top-2 gap %.4g, "
-                "CPU logit of the GPU's token %.4g below the best; tolerance %.4g\n",
+    std::printf("request %zu: tokens differ at generated token %lld: cpu %d, gpu %d; CPU top-2 "
+                "gap %.4g, CPU logit of the GPU's token %.4g below the best; tolerance %.4g\n",
                 r, static_cast<long long>(diverge), cpu[r].tokens[diverge],
                 gpu[r].tokens[diverge], gap, gpu_choice_loss, tolerance);
     EXPECT_LE(gap, tolerance) << "tokens diverge where the CPU's choice was clear";
