@@ -5,8 +5,9 @@
 //   mla-client --prompt_ids=1,2,3 --temperature=0.8 --top_p=0.9 --seed=7
 //
 // With --prompt the server encodes the text and the generated text is printed as it streams;
-// with --prompt_ids the generated token ids are printed (and the text too, if the model has a
-// tokenizer). Exits 0 when the generation finished, 1 with the server's message on an error.
+// with --prompt_ids the generated token ids are printed on stdout (and, if the model has a
+// tokenizer, the text on stderr at the end). Exits 0 when the generation finished, 1 with the
+// server's message on an error.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -97,13 +98,15 @@ int main(int argc, char** argv) {
   mla::v1::GenerateResponse chunk;
   int64_t tokens = 0;
   mla::v1::GenerateResponse last;
+  std::string ids_text;
   while (reader->Read(&chunk)) {
     if (chunk.token_ids_size() > 0 && first == absl::InfinitePast()) first = absl::Now();
     tokens += chunk.token_ids_size();
-    if (!chunk.text().empty()) {
-      std::fwrite(chunk.text().data(), 1, chunk.text().size(), stdout);
-    } else if (text.empty()) {
+    if (text.empty()) {  // --prompt_ids: the ids on stdout, the text (if any) at the end
       for (int32_t id : chunk.token_ids()) std::printf("%d ", id);
+      ids_text += chunk.text();
+    } else {
+      std::fwrite(chunk.text().data(), 1, chunk.text().size(), stdout);
     }
     std::fflush(stdout);
     last = chunk;
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
                  status.error_message().c_str());
     return 1;
   }
+  if (!ids_text.empty()) std::fprintf(stderr, "mla-client: text: %s\n", ids_text.c_str());
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   const double ttft = first == absl::InfinitePast() ? 0 : absl::ToDoubleSeconds(first - start);
   std::fprintf(stderr,

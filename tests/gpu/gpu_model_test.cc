@@ -149,6 +149,12 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
     }
     // Logits of every step whose inputs were the same on both sides.
     double worst_share = 0.0, worst_rel_l2 = 0.0;
+    std::printf("request %zu: rel_l2 per step:", r);
+    for (int64_t i = 0; i < kNewTokens; ++i) {
+      std::printf(" %.3g", CompareLogits(&gpu[r].logits[i * vocab], &cpu[r].logits[i * vocab],
+                                         vocab).rel_l2);
+    }
+    std::printf("\n");
     for (int64_t i = 0; i < std::min(diverge + 1, kNewTokens); ++i) {
       const StepComparison c =
           CompareLogits(&gpu[r].logits[i * vocab], &cpu[r].logits[i * vocab], vocab);

@@ -65,6 +65,11 @@ def main():
                                   "--prompt_ids=5,6,7", "--max_tokens=4", "--ignore_eos"],
                                  capture_output=True, text=True, timeout=120)
             assert ids.returncode == 0, ids.stderr
+            want = [t for c in client.stream(pb.GenerateRequest(
+                prompt_token_ids=pb.TokenIds(ids=[5, 6, 7]), max_tokens=4, ignore_eos=True))
+                    for t in c.token_ids]
+            assert [int(t) for t in ids.stdout.split()] == want, (ids.stdout, want)
+            assert "text: " in ids.stderr, ids.stderr
             print(f"  {result.stderr.strip()}")
 
         def mla_client_reports_errors():
