@@ -4,7 +4,7 @@
 # benchmark, runs the tests, runs compute-sanitizer (memcheck, racecheck) on them, and runs the
 # benchmark against PyTorch. Logs go to $OUT if set, else
 # .offline/logs; at most 8 files: env.log build.log sass.txt ctest.log sanitizer.log bench.log
-# summary.txt. The last lines printed are the summary.
+# bench_ops.log summary.txt. The last lines printed are the summary.
 #
 # Environment knobs: BUILD_DIR (build-gpu), JOBS (nproc), MLA_BUILD_ALL=1 (build and ctest the
 # whole project, not only tests/gpu), MLA_SKIP="sanitizer bench" (steps to skip),
@@ -139,6 +139,7 @@ CTEST_RE="^($(echo $GPU_TESTS | tr ' ' '|'))\$"
 TARGETS=$(for t in $GPU_TESTS; do [[ $t == py_* ]] || echo "$t"; done | tr '\n' ' ')
 [[ " $GPU_TESTS " == *" py_test_serving_gpu "* ]] && TARGETS="$TARGETS $SERVING_TARGETS"
 [ -f bench/mla_decode_bench.cu ] && [ -z "${MLA_GPU_TESTS:-}" ] && TARGETS="$TARGETS mla_decode_bench"
+[ -f bench/ops_bench.cc ] && [ -z "${MLA_GPU_TESTS:-}" ] && TARGETS="$TARGETS mla_ops_bench"
 if [ -n "${MLA_BUILD_ALL:-}" ]; then
   run_step build "$LOG/build.log" 420 cmake --build "$BUILD" -j "$JOBS"
 else
@@ -202,6 +203,12 @@ if [[ "$SKIP" != *" bench "* ]] && [ -x "$BUILD/bench/mla_decode_bench" ]; then
   grep -E "^\||^B=|device:|^torch" "$LOG/bench.log"
 else
   record bench skip 0
+fi
+# Per-op timings at V3 shapes vs PyTorch and the roofline floor (bench/ops_torch.py).
+if [[ "$SKIP" != *" bench "* ]] && [ -x "$BUILD/bench/mla_ops_bench" ]; then
+  PYTHONUNBUFFERED=1 run_step bench-ops "$LOG/bench_ops.log" 600 \
+    python3 bench/ops_torch.py --ours "$BUILD/bench/mla_ops_bench"
+  grep -E "^\||MISMATCH|FAILED|failed" "$LOG/bench_ops.log"
 fi
 
 echo "----- summary ($LOG)"
