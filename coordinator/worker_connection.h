@@ -1,6 +1,8 @@
-// WorkerConnection: the coordinator's end of one worker's Connect stream (a callback-API bidi
-// reactor). It reads WorkerMessages and hands each to its listener (the WorkerHub), and writes
-// CoordinatorMessages in the order Send was called, one write in flight at a time.
+// WorkerLink: the coordinator's end of one worker's stream, as its listener (the WorkerHub) sees
+// it. WorkerConnection: the WorkerLink over a Connect stream (a callback-API bidi reactor). It
+// reads WorkerMessages and hands each to its listener, and writes CoordinatorMessages in the
+// order Send was called, one write in flight at a time. Tests put a fake WorkerLink behind the
+// hub instead (tests/serving/worker_hub_test.cc).
 //
 // Threads: gRPC's library threads run the reactions (OnReadDone, OnWriteDone, OnDone), which
 // never block: they hold the connection's lock only to update its queue and call Start*/Finish
@@ -22,35 +24,47 @@
 
 namespace mla::coordinator {
 
-class WorkerConnection;
+// One worker's stream. Send and Close may be called from any thread and never block.
+class WorkerLink {
+ public:
+  virtual const std::string& peer() const = 0;  // for logs
+  // Queues a message; dropped once the stream is closing.
+  virtual void Send(const v1::CoordinatorMessage& message) = 0;
+  // Ends the stream with `status` after the queued messages are written.
+  virtual void Close(const absl::Status& status) = 0;
+  // Reference counting: whoever keeps the pointer holds a reference.
+  virtual void Ref() = 0;
+  virtual void Unref() = 0;
 
-// What a connection reports. Called on library threads with no connection lock held.
+ protected:
+  virtual ~WorkerLink() = default;
+};
+
+// What a link reports. Called on library threads with no link lock held.
 class ConnectionListener {
  public:
-  virtual void OnMessage(WorkerConnection* conn, const v1::WorkerMessage& message) = 0;
+  virtual void OnMessage(WorkerLink* conn, const v1::WorkerMessage& message) = 0;
   // The stream ended (read side closed, write failed, or the call finished). May be called more
-  // than once for one connection; the first call counts.
-  virtual void OnClosed(WorkerConnection* conn, const std::string& why) = 0;
+  // than once for one link; the first call counts.
+  virtual void OnClosed(WorkerLink* conn, const std::string& why) = 0;
 
  protected:
   ~ConnectionListener() = default;
 };
 
 class WorkerConnection final
-    : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
+    : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>,
+      public WorkerLink {
  public:
   // Starts reading at once. `peer` is for logs.
   WorkerConnection(ConnectionListener* listener, std::string peer);
 
-  const std::string& peer() const { return peer_; }
-
-  // Queues a message; dropped once the stream is closing.
-  void Send(const v1::CoordinatorMessage& message);
-  // Ends the stream with `status` after the queued messages are written.
-  void Close(const absl::Status& status);
-
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref();
+  // WorkerLink.
+  const std::string& peer() const override { return peer_; }
+  void Send(const v1::CoordinatorMessage& message) override;
+  void Close(const absl::Status& status) override;
+  void Ref() override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() override;
 
   // Reactions (library threads).
   void OnReadDone(bool ok) override;

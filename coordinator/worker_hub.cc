@@ -61,9 +61,9 @@ grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerHub::C
   return new WorkerConnection(this, context->peer());
 }
 
-void WorkerHub::OnMessage(WorkerConnection* conn, const v1::WorkerMessage& message) {
+void WorkerHub::OnMessage(WorkerLink* conn, const v1::WorkerMessage& message) {
   Outbox out;
-  std::vector<std::pair<WorkerConnection*, absl::Status>> close;
+  std::vector<std::pair<WorkerLink*, absl::Status>> close;
   bool changed = false;
   {
     absl::MutexLock lock(&mu_);
@@ -133,8 +133,8 @@ void WorkerHub::OnMessage(WorkerConnection* conn, const v1::WorkerMessage& messa
   if (changed) Changed();
 }
 
-void WorkerHub::RegisterLocked(WorkerConnection* conn, const v1::Register& reg, Outbox* out,
-                               std::vector<std::pair<WorkerConnection*, absl::Status>>* refuse) {
+void WorkerHub::RegisterLocked(WorkerLink* conn, const v1::Register& reg, Outbox* out,
+                               std::vector<std::pair<WorkerLink*, absl::Status>>* refuse) {
   auto reject = [&](absl::Status status) {
     Log(absl::StrCat("refused worker ", reg.host(), " (pid ", reg.pid(), ", ", conn->peer(),
                      "): ", status.message()));
@@ -232,9 +232,9 @@ void WorkerHub::LoadedLocked(int rank, const v1::Loaded& loaded) {
                       options_.tp_size, options_.pp_size, capacity));
 }
 
-WorkerConnection* WorkerHub::FailLocked(int rank, const std::string& why) {
+WorkerLink* WorkerHub::FailLocked(int rank, const std::string& why) {
   Slot& slot = slots_[rank];
-  WorkerConnection* conn = slot.conn;
+  WorkerLink* conn = slot.conn;
   if (conn == nullptr) return nullptr;
   int connected = 0;
   for (const Slot& s : slots_) connected += s.conn != nullptr ? 1 : 0;
@@ -266,8 +266,8 @@ WorkerConnection* WorkerHub::FailLocked(int rank, const std::string& why) {
   return conn;
 }
 
-void WorkerHub::OnClosed(WorkerConnection* conn, const std::string& why) {
-  WorkerConnection* detached = nullptr;
+void WorkerHub::OnClosed(WorkerLink* conn, const std::string& why) {
+  WorkerLink* detached = nullptr;
   {
     absl::MutexLock lock(&mu_);
     const int rank = RankOfLocked(conn);
@@ -280,7 +280,7 @@ void WorkerHub::OnClosed(WorkerConnection* conn, const std::string& why) {
   Changed();
 }
 
-int WorkerHub::RankOfLocked(const WorkerConnection* conn) const {
+int WorkerHub::RankOfLocked(const WorkerLink* conn) const {
   for (int r = 0; r < world_size_; ++r) {
     if (slots_[r].conn == conn) return r;
   }
@@ -288,7 +288,7 @@ int WorkerHub::RankOfLocked(const WorkerConnection* conn) const {
 }
 
 absl::Status WorkerHub::SendStep(const v1::Step& step) {
-  std::vector<WorkerConnection*> targets;
+  std::vector<WorkerLink*> targets;
   {
     absl::MutexLock lock(&mu_);
     if (!ready_) return absl::UnavailableError(DetailLocked());
@@ -301,7 +301,7 @@ absl::Status WorkerHub::SendStep(const v1::Step& step) {
   }
   v1::CoordinatorMessage message;
   *message.mutable_step() = step;
-  for (WorkerConnection* conn : targets) {
+  for (WorkerLink* conn : targets) {
     conn->Send(message);
     conn->Unref();
   }
@@ -310,7 +310,7 @@ absl::Status WorkerHub::SendStep(const v1::Step& step) {
 
 absl::StatusOr<v1::StepResult> WorkerHub::AwaitStepResult(uint64_t step_id,
                                                           absl::Duration timeout) {
-  std::vector<std::pair<WorkerConnection*, std::string>> failed;
+  std::vector<std::pair<WorkerLink*, std::string>> failed;
   absl::StatusOr<v1::StepResult> out;
   {
     absl::MutexLock lock(&mu_);

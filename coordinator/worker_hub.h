@@ -12,7 +12,8 @@
 // them get a new Assignment (a new rendezvous key prefix) and LoadModel. Ranks missing after
 // worker_wait are logged by number, and State().detail names them.
 //
-// Threads: Connect and the ConnectionListener calls run on gRPC's library threads and never
+// Threads: Connect (one WorkerConnection per stream; tests call the ConnectionListener methods
+// with fake WorkerLinks) and the ConnectionListener calls run on gRPC's library threads and never
 // block; SendStep/AwaitStepResult on the step loop; State, Workers from any thread; a monitor
 // thread (Start/Stop) checks heartbeats and missing ranks. Lock order: hub, then a connection's;
 // no connection method is called with the hub's lock held.
@@ -49,7 +50,7 @@ struct HubOptions {
 
 class WorkerHub final : public v1::WorkerControl::CallbackService,
                         public WorkerGroup,
-                        private ConnectionListener {
+                        public ConnectionListener {
  public:
   // InvalidArgument if tp/pp do not fit the model.
   static absl::StatusOr<std::unique_ptr<WorkerHub>> Create(const HubOptions& options);
@@ -61,6 +62,10 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   // WorkerControl (library threads).
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* context) override;
+
+  // ConnectionListener.
+  void OnMessage(WorkerLink* conn, const v1::WorkerMessage& message) override;
+  void OnClosed(WorkerLink* conn, const std::string& why) override;
 
   // WorkerGroup.
   GroupState State() const override;
@@ -76,6 +81,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
 
   // One entry per rank, in rank order; a rank nobody holds has state UNSPECIFIED.
   std::vector<v1::WorkerStatus> Workers() const;
+  int64_t NumPendingSteps() const;  // steps sent and not yet awaited
 
   // Sends Shutdown to every worker and waits up to `timeout` for them to acknowledge or leave.
   // Returns the number that did neither. Refuses registrations from then on.
@@ -83,7 +89,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
 
  private:
   struct Slot {
-    WorkerConnection* conn = nullptr;  // a reference is held while set
+    WorkerLink* conn = nullptr;        // a reference is held while set
     v1::Register reg;
     v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
     int64_t cache_blocks = 0;
@@ -98,23 +104,18 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
     absl::Status peer_error;           // the first collective failure a rank reported: the
     int peer_error_rank = -1;          // faulty peer is looked for among the others first
   };
-  using Outbox = std::vector<std::pair<WorkerConnection*, v1::CoordinatorMessage>>;
-
+  using Outbox = std::vector<std::pair<WorkerLink*, v1::CoordinatorMessage>>;
   explicit WorkerHub(const HubOptions& options, std::vector<LayerRange> ranges);
 
-  // ConnectionListener.
-  void OnMessage(WorkerConnection* conn, const v1::WorkerMessage& message) override;
-  void OnClosed(WorkerConnection* conn, const std::string& why) override;
-
-  void RegisterLocked(WorkerConnection* conn, const v1::Register& reg, Outbox* out,
-                      std::vector<std::pair<WorkerConnection*, absl::Status>>* refuse)
+  void RegisterLocked(WorkerLink* conn, const v1::Register& reg, Outbox* out,
+                      std::vector<std::pair<WorkerLink*, absl::Status>>* refuse)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoadedLocked(int rank, const v1::Loaded& loaded) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks a rank failed; returns its connection (reference passed to the caller) or nullptr.
   // The other assigned ranks go back to REGISTERED and are queued in resets_ for a Reset.
-  WorkerConnection* FailLocked(int rank, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  WorkerLink* FailLocked(int rank, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendResets() ABSL_LOCKS_EXCLUDED(mu_);  // sends the queued Resets
-  int RankOfLocked(const WorkerConnection* conn) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int RankOfLocked(const WorkerLink* conn) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DetailLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Assignment AssignmentLocked(int rank) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Monitor();
@@ -137,7 +138,7 @@ class WorkerHub final : public v1::WorkerControl::CallbackService,
   absl::Time incomplete_since_ ABSL_GUARDED_BY(mu_);  // when a rank was last missing
   absl::Time last_missing_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::map<uint64_t, PendingStep> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<WorkerConnection*, std::string>> resets_ ABSL_GUARDED_BY(mu_);  // Ref'd
+  std::vector<std::pair<WorkerLink*, std::string>> resets_ ABSL_GUARDED_BY(mu_);  // Ref'd
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -19,7 +19,7 @@ void Log(const std::string& line) { absl::FPrintF(stderr, "mla-coordinator: %s\n
 }  // namespace
 
 void WorkerHub::SendResets() {
-  std::vector<std::pair<WorkerConnection*, std::string>> resets;
+  std::vector<std::pair<WorkerLink*, std::string>> resets;
   {
     absl::MutexLock lock(&mu_);
     resets.swap(resets_);
@@ -33,7 +33,7 @@ void WorkerHub::SendResets() {
 }
 
 int WorkerHub::ShutdownWorkers(const std::string& reason, absl::Duration timeout) {
-  std::vector<WorkerConnection*> targets;
+  std::vector<WorkerLink*> targets;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
@@ -48,7 +48,7 @@ int WorkerHub::ShutdownWorkers(const std::string& reason, absl::Duration timeout
   Changed();
   v1::CoordinatorMessage message;
   message.mutable_shutdown()->set_reason(reason);
-  for (WorkerConnection* conn : targets) {
+  for (WorkerLink* conn : targets) {
     conn->Send(message);
     conn->Unref();
   }
@@ -69,7 +69,7 @@ void WorkerHub::Monitor() {
   absl::MutexLock lock(&mu_);
   while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), kMonitorPeriod)) {
     const absl::Time now = absl::Now();
-    std::vector<std::pair<WorkerConnection*, std::string>> silent;
+    std::vector<std::pair<WorkerLink*, std::string>> silent;
     for (int r = 0; r < world_size_; ++r) {
       const Slot& s = slots_[r];
       if (s.conn == nullptr || now - s.last_seen <= options_.heartbeat_timeout) continue;

@@ -64,6 +64,11 @@ std::string WorkerHub::DetailLocked() const {
   return absl::StrJoin(parts, "; ");
 }
 
+int64_t WorkerHub::NumPendingSteps() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(pending_.size());
+}
+
 std::vector<v1::WorkerStatus> WorkerHub::Workers() const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::WorkerStatus> out(world_size_);
