@@ -143,6 +143,11 @@ void Engine::Loop() {
 }
 
 void Engine::DropScheduler() {
+  // The group keeps each step sent until it is awaited: await the others in flight, whose
+  // results no longer matter. After a group failure each is answered at once (Unavailable).
+  for (const auto& [plan, wire_id] : in_flight_) {
+    group_->AwaitStepResult(wire_id, options_.step_timeout).IgnoreError();
+  }
   in_flight_.clear();
   if (scheduler_ == nullptr) return;
   preemptions_before_ += scheduler_->num_preemptions();
@@ -251,8 +256,8 @@ bool Engine::RunOneStep() {
     const uint64_t wire_id = next_wire_step_++;
     v1::Step step = encoder_->Encode(plan, wire_id);
     step.set_micro_batch(static_cast<uint32_t>(wire_id % options_.max_steps_in_flight));
-    in_flight_.emplace_back(std::move(plan), wire_id);
     if (absl::Status sent = group_->SendStep(step); !sent.ok()) return FailStep(wire_id, sent);
+    in_flight_.emplace_back(std::move(plan), wire_id);
   }
   if (in_flight_.empty()) return false;
   const auto [plan, wire_id] = std::move(in_flight_.front());

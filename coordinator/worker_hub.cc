@@ -258,8 +258,10 @@ WorkerLink* WorkerHub::FailLocked(int rank, const std::string& why) {
     s.conn->Ref();
     resets_.emplace_back(s.conn, absl::StrCat("rank ", rank, " failed: ", why));
   }
+  // No step in flight can finish now, even one this rank answered: answer them all, blaming no
+  // other rank (error_rank stays -1).
   for (auto& [step_id, pending] : pending_) {
-    if (pending.waiting.contains(rank) && pending.error.ok()) {
+    if (pending.error.ok()) {
       pending.error = absl::UnavailableError(absl::StrCat("rank ", rank, " failed: ", why));
     }
   }

@@ -10,7 +10,9 @@
 // new worker; every other connected rank is sent Reset (drop the model, communicators and cache)
 // and waits, registered, for the group's re-formation: once every rank is held again, all of
 // them get a new Assignment (a new rendezvous key prefix) and LoadModel. Ranks missing after
-// worker_wait are logged by number, and State().detail names them.
+// worker_wait are logged by number, and State().detail names them. Each step sent is kept until
+// its one AwaitStepResult (owed even when its result no longer matters); when a rank fails, every
+// step in flight is answered at once with Unavailable, blaming no other rank (survivors Reset).
 //
 // Threads: Connect (one WorkerConnection per stream; tests call the ConnectionListener methods
 // with fake WorkerLinks) and the ConnectionListener calls run on gRPC's library threads and never
