@@ -1,7 +1,8 @@
 // Engine: the coordinator's step loop. One thread owns the Scheduler and repeats
 //   Schedule() -> send the Step to every worker -> wait for the StepResults -> Commit()
 //   -> deliver the new tokens to the requests' sinks,
-// one step in flight at a time (pipeline micro-batches come with pipeline parallelism).
+// with up to max_steps_in_flight steps in flight (the pp size: pipeline micro-batches, a sequence
+// in at most one of them).
 //
 // RPC handlers talk to it only through Submit and Cancel, which queue work for the loop and
 // return at once. Every request Submit accepts gets exactly one final call on its sink: OnUpdate

@@ -3,7 +3,9 @@
 //
 // WorkerHub implements it over the WorkerControl streams; tests implement it with a fake that
 // can delay, drop or fail steps. SendStep and AwaitStepResult are called by the step loop thread
-// only (one step in flight at a time today); State may be called from any thread.
+// only, with up to pp steps in flight (pipeline micro-batches); every step whose SendStep
+// returned OK must be awaited exactly once, even when its result no longer matters (the
+// implementation keeps a record per step until then). State may be called from any thread.
 #ifndef MLASERVE_COORDINATOR_WORKER_GROUP_H_
 #define MLASERVE_COORDINATOR_WORKER_GROUP_H_
 
