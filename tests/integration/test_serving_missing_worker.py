@@ -2,7 +2,9 @@
 naming the missing ranks after --worker_wait_s, GetClusterStatus shows them (state UNSPECIFIED,
 and `detail`), health stays NOT_SERVING, and Generate gets UNAVAILABLE with a message naming the
 missing ranks. Two cases: tp=1 x pp=1 with no worker, and tp=1 x pp=2 with one worker (which is
-given no assignment: it registers, but nothing is loaded until the group is whole).
+given no assignment: it registers, but nothing is loaded until the group is whole). And a worker
+asked to run on a GPU it cannot use (--device=99: no such GPU, or a CPU-only build) exits 1 at
+once with a message naming the device, without registering.
 """
 
 import sys
@@ -53,7 +55,17 @@ def main():
             assert "loaded" not in worker.log(), "half a model must not be loaded"
             assert worker.popen.poll() is None, "the worker waits for its group"
 
-    return run_checks([no_worker_at_all, one_of_two_pipeline_stages])
+    def unusable_device():
+        with Cluster(extra_flags=["--worker_wait_s=1"]) as cluster:
+            worker = cluster.start_worker(["--device=99"])
+            code = worker.wait(timeout=30)
+            log = worker.log()
+            assert code == 1, (code, log)
+            assert "device" in log and "99" in log, log
+            assert "registered" not in cluster.coordinator.log(), cluster.coordinator.log()
+            print(f"  {log.strip().splitlines()[-1]}")
+
+    return run_checks([no_worker_at_all, one_of_two_pipeline_stages, unusable_device])
 
 
 if __name__ == "__main__":

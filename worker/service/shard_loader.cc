@@ -11,8 +11,7 @@
 namespace mla::worker_service {
 
 absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options,
-                       LoadedShard* shard) {
-  MLA_ASSIGN_OR_RETURN(std::shared_ptr<Backend> backend, MakeBackend(options.device));
+                       std::shared_ptr<Backend> backend, LoadedShard* shard) {
   ModelComms comms;
   if (a.tp_size() * a.pp_size() > 1) {
     GroupJoin join{.device = options.device,
@@ -60,6 +59,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
                                       const CacheSizing& sizing,
                                       const CollectiveOptions& collectives,
+                                      std::shared_ptr<Backend> backend,
                                       std::unique_ptr<Checkpoint> reuse) {
   MLA_ASSIGN_OR_RETURN(const std::string config_json, ReadConfigJson(checkpoint_dir));
   const std::string hash = ConfigHash(config_json);
@@ -74,7 +74,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
   } else {
     MLA_ASSIGN_OR_RETURN(shard.checkpoint, Checkpoint::Open(checkpoint_dir));
   }
-  MLA_RETURN_IF_ERROR(MakeModel(assignment, collectives, &shard));
+  MLA_RETURN_IF_ERROR(MakeModel(assignment, collectives, std::move(backend), &shard));
   const ModelConfig& c = shard.model->config();
   const int64_t layers = shard.model->num_local_layers();
 

@@ -53,16 +53,20 @@ struct LoadedShard {
 // Connects this rank's communicators (its stage's tp group; its pipeline neighbours) through the
 // assignment's rendezvous, into shard->communicators, and loads the model for `assignment`.
 // Every rank of the group must call it at about the same time (within options.timeout).
+// `backend`: where the model runs (MakeBackend(options.device)); shared by the shards a worker
+// loads one after another.
 absl::Status MakeModel(const v1::Assignment& assignment, const CollectiveOptions& options,
-                       LoadedShard* shard);
+                       std::shared_ptr<Backend> backend, LoadedShard* shard);
 
 // Opens `checkpoint_dir`, checks its config hash against the assignment's (FailedPrecondition
 // if they differ), loads the shard and allocates the cache. InvalidArgument when no block fits.
-// `reuse` (may be null): the checkpoint of checkpoint_dir, already open (a re-formed group).
+// `backend` as for MakeModel; null = the CPU's. `reuse` (may be null): the checkpoint of
+// checkpoint_dir, already open (a re-formed group).
 absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
                                       const v1::Assignment& assignment,
                                       const CacheSizing& sizing,
                                       const CollectiveOptions& collectives,
+                                      std::shared_ptr<Backend> backend = nullptr,
                                       std::unique_ptr<Checkpoint> reuse = nullptr);
 
 }  // namespace mla::worker_service

@@ -16,6 +16,7 @@
 #include "coordinator/config_hash.h"
 #include "grpcpp/grpcpp.h"
 #include "mla/v1/worker.grpc.pb.h"
+#include "worker/service/backend_factory.h"
 #include "worker/service/control_channel.h"
 #include "worker/service/shard_loader.h"
 #include "worker/service/step_executor.h"
@@ -32,8 +33,10 @@ enum class SessionEnd { kShutdown, kLost, kRefused };
 // One Connect stream, from Register to its end.
 class Session {
  public:
-  Session(const WorkerOptions& options, std::shared_ptr<grpc::Channel> channel)
-      : options_(options), stub_(v1::WorkerControl::NewStub(std::move(channel))) {
+  Session(const WorkerOptions& options, std::shared_ptr<Backend> backend,
+          std::shared_ptr<grpc::Channel> channel)
+      : options_(options), backend_(std::move(backend)),
+        stub_(v1::WorkerControl::NewStub(std::move(channel))) {
     absl::BitGen gen;
     nonce_base_ = absl::Uniform<uint64_t>(gen) << 32;
   }
@@ -186,6 +189,7 @@ class Session {
         {.device = options_.device, .coordinator = options_.coordinator,
          .gloo_host = options_.gloo_host,
          .timeout = options_.collective_timeout, .meet_timeout = options_.connect_timeout},
+        backend_,
         std::move(reuse));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -251,6 +255,7 @@ class Session {
   }
 
   const WorkerOptions& options_;
+  const std::shared_ptr<Backend> backend_;  // the worker's device, for every shard it loads
   std::unique_ptr<v1::WorkerControl::Stub> stub_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream_;
@@ -280,6 +285,11 @@ absl::Status RunWorker(const WorkerOptions& options) {
       security::MakeChannelCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
   SetControlChannelSecurity(*credentials, options.tls_server_name, options.max_message_mb);
+  // A device that cannot be used is a configuration error: stop here, before registering.
+  absl::StatusOr<std::unique_ptr<Backend>> made = MakeBackend(options.device);
+  if (!made.ok()) return made.status();
+  const std::shared_ptr<Backend> backend = *std::move(made);
+  Log(absl::StrCat("running on ", backend->Describe()));
   bool served = false;
   for (;;) {
     auto channel = MakeControlChannel(options.coordinator, args);
@@ -292,7 +302,7 @@ absl::Status RunWorker(const WorkerOptions& options) {
       Log(absl::StrCat(why, "; it is gone, exiting"));
       return absl::OkStatus();
     }
-    Session session(options, channel);
+    Session session(options, backend, channel);
     grpc::Status status;
     const SessionEnd end = session.Run(&status);
     if (end == SessionEnd::kShutdown) return absl::OkStatus();

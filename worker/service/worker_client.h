@@ -55,7 +55,8 @@ struct WorkerOptions {
 
 // Returns OK after a Shutdown, or once the coordinator it served has been unreachable for
 // connect_timeout. Unavailable if it never reached a coordinator; FailedPrecondition or
-// ResourceExhausted if the coordinator refused it (another model, no free rank).
+// ResourceExhausted if the coordinator refused it (another model, no free rank); the backend's
+// error, before connecting, if options.device cannot be used (no such GPU, a CPU-only build).
 absl::Status RunWorker(const WorkerOptions& options);
 
 }  // namespace mla::worker_service

@@ -9,7 +9,7 @@
 // Without --coordinator it uses the Kubernetes LeaderWorkerSet variables: LWS_LEADER_ADDRESS
 // with --coordinator_port, and LWS_WORKER_INDEX as the rank it asks for (unless --rank is set).
 // Exits 0 after the coordinator's Shutdown (or once a coordinator it served is gone for
-// --connect_timeout_s), 1 if it never reached one or was refused. Logs go to stderr.
+// --connect_timeout_s), 1 if it never reached one, was refused, or cannot use its --device. Logs go to stderr.
 #include <signal.h>
 
 #include <cstdio>
