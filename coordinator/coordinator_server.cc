@@ -45,6 +45,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return st;  // a scheduler option out of range: say so now, not when the workers are ready
   }
 
+  options.hub.on_abandon = [self = s.get()](const std::string& prefix, const std::string& why) {
+    self->store_.Abandon(prefix, why);
+  };
   absl::StatusOr<std::unique_ptr<WorkerHub>> hub = WorkerHub::Create(options.hub);
   if (!hub.ok()) return hub.status();
   s->hub_ = std::move(*hub);

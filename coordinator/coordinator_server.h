@@ -74,7 +74,7 @@ class CoordinatorServer {
   int port_ = 0;
   bool drained_ = false;
   std::unique_ptr<WorkerHub> hub_;
-  RendezvousStore store_;  // Gloo rendezvous of CPU ranks
+  RendezvousStore store_;  // the groups' rendezvous (Gloo store, NCCL ids)
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;

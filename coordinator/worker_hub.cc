@@ -13,6 +13,9 @@ namespace {
 
 void Log(const std::string& line) { absl::FPrintF(stderr, "mla-coordinator: %s\n", line); }
 
+// The rendezvous store keys of group formation n live under this prefix.
+std::string FormationPrefix(uint64_t n) { return absl::StrCat("formation", n, "/"); }
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WorkerHub>> WorkerHub::Create(const HubOptions& options) {
@@ -202,7 +205,7 @@ v1::Assignment WorkerHub::AssignmentLocked(int rank) const {
     peer->set_device(slots_[r].reg.device());
   }
   a.mutable_rendezvous()->set_store_address("");  // the coordinator's own store
-  a.mutable_rendezvous()->set_key_prefix(absl::StrCat("formation", formations_, "/"));
+  a.mutable_rendezvous()->set_key_prefix(FormationPrefix(formations_));
   a.set_checkpoint_path(options_.model.checkpoint_path);
   a.set_config_hash(options_.model.config_hash);
   return a;
@@ -250,6 +253,10 @@ WorkerLink* WorkerHub::FailLocked(int rank, const std::string& why) {
   Log(absl::StrFormat("rank %d (%s, pid %d) failed: %s", rank, slot.reg.host(), slot.reg.pid(),
                       why));
   ready_ = false;
+  // Ranks still meeting for this formation stop waiting at once.
+  if (formations_ > 0 && options_.on_abandon) {
+    options_.on_abandon(FormationPrefix(formations_), absl::StrCat("rank ", rank, " failed: ", why));
+  }
   for (int r = 0; r < world_size_; ++r) {  // the survivors drop their group state
     Slot& s = slots_[r];
     if (r == rank || s.conn == nullptr || s.state == v1::WORKER_STATE_REGISTERED) continue;

@@ -48,6 +48,9 @@ struct HubOptions {
   int64_t num_cache_blocks = 0;                          // LoadModel's; 0 = what fits
   absl::Duration worker_wait = absl::Seconds(60);        // then log the missing ranks
   absl::Duration heartbeat_timeout = absl::Seconds(6);   // silent this long = failed
+  // Hears the store key prefix of a formation that lost a rank, and why (with the hub's lock
+  // held: it must not call the hub); the coordinator abandons the prefix in its store.
+  std::function<void(const std::string& prefix, const std::string& why)> on_abandon;
 };
 
 class WorkerHub final : public v1::WorkerControl::CallbackService,

@@ -2,7 +2,8 @@
 // and loads; pipelined steps are answered in order, the last stage's tp-rank 0 carrying the
 // tokens; a worker that fails mid-step ends every step in flight with UNAVAILABLE at once,
 // blaming no survivor, and no step record is left behind, by the hub alone or under the Engine's
-// pipelined step loop; the group re-forms when the rank registers again.
+// pipelined step loop; the failed formation's store prefix is abandoned; the group re-forms when
+// the rank registers again.
 #include "coordinator/worker_hub.h"
 
 #include <atomic>
@@ -170,7 +171,11 @@ class WorkerHubTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<WorkerHub>> hub = WorkerHub::Create(
         {.tp_size = kTp, .pp_size = kPp,
-         .model = {.name = "fake", .config_hash = "c0ffee", .num_layers = 4, .num_heads = 4}});
+         .model = {.name = "fake", .config_hash = "c0ffee", .num_layers = 4, .num_heads = 4},
+         .on_abandon = [this](const std::string& prefix, const std::string& why) {
+           absl::MutexLock lock(&abandoned_mu_);
+           abandoned_.push_back(prefix + " " + why);
+         }});
     ASSERT_TRUE(hub.ok()) << hub.status();
     hub_ = std::move(*hub);
   }
@@ -178,6 +183,12 @@ class WorkerHubTest : public ::testing::Test {
     engine_.reset();
     hub_.reset();
     for (const auto& link : links_) EXPECT_EQ(link->refs(), 0) << link->peer();
+  }
+
+  // The formations the hub abandoned so far ("prefix why").
+  std::vector<std::string> Abandoned() {
+    absl::MutexLock lock(&abandoned_mu_);
+    return abandoned_;
   }
 
   // A new worker asks for `rank`; it is workers_[rank] from then on.
@@ -210,6 +221,8 @@ class WorkerHubTest : public ::testing::Test {
   std::unique_ptr<WorkerHub> hub_;
   std::unique_ptr<Engine> engine_;
   FakeLink* workers_[kWorld] = {};  // the current link of each rank
+  absl::Mutex abandoned_mu_;
+  std::vector<std::string> abandoned_ ABSL_GUARDED_BY(abandoned_mu_);
 };
 
 TEST_F(WorkerHubTest, GroupFormsOnceEveryRankRegistersAndLoads) {
@@ -276,6 +289,7 @@ TEST_F(WorkerHubTest, WorkerFailingMidStepEndsEveryStepInFlightAndTheGroupReform
   EXPECT_FALSE(state.ready);
   EXPECT_NE(state.detail.find("missing rank 3"), std::string::npos) << state.detail;
   EXPECT_EQ(hub_->SendStep(MakeStep(3)).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Abandoned(), std::vector<std::string>{"formation1/ rank 3 failed: the stream broke"});
 
   Join(3);  // a replacement: every rank gets the second formation
   for (FakeLink* link : workers_) EXPECT_EQ(link->LastFormation(), 2u) << link->peer();
