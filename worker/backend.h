@@ -9,6 +9,9 @@
 //   BeginStep, and scratch from Scratch. The ops are kernels/ops.h's, same shapes and aliasing.
 // - Ops may run asynchronously, in call order; CopyToHost and the collectives' buffers see every
 //   earlier op's result. Errors of an op may surface at a later call (as CUDA reports them).
+// - Collectives go through the Backend (AllReduce, AllGather, Send, Recv, AllReducePartial): each
+//   first waits for the ops before it, so the communicator (Gloo on host memory, NCCL on its own
+//   stream) reads and writes finished buffers. A null communicator is a group of one.
 // - Partial is a layer's per-rank output before the tensor-parallel sum: float64 on the CPU, so
 //   that the sum over any tp split rounds once and tp x pp runs give identical tokens, float32
 //   on the GPU (NCCL sums in float32; tokens then agree within float rounding).
@@ -70,6 +73,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string Describe() const = 0;  // e.g. "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
+  virtual int device() const = 0;            // the GPU ordinal; -1 for the CPU
 
   // --- Memory.
   // `bytes` of backend memory, uninitialised, freed when the last owner goes.
@@ -142,10 +146,13 @@ class Backend {
   virtual absl::Status Add(const float* x, int64_t n, float* y) = 0;  // y += x
   virtual absl::Status ZeroPartial(Partial p) = 0;
   virtual absl::Status PartialToFloat(Partial p, float* out) = 0;  // one rounding
-  // Sums p over the group (comm null: nothing to do).
-  virtual absl::Status AllReducePartial(Communicator* comm, Partial p) = 0;
-  // Waits for the ops before a collective reads or writes their buffers (a no-op on the CPU).
-  virtual absl::Status BeforeCollective() = 0;
+
+  // --- Collectives (Communicator's, on backend memory; see above).
+  absl::Status AllReduce(Communicator* comm, float* data, int64_t count);
+  absl::Status AllReducePartial(Communicator* comm, Partial p);  // in the partials' precision
+  absl::Status AllGather(Communicator* comm, const float* in, int64_t count, float* out);
+  absl::Status Send(Communicator* comm, const float* data, int64_t count, int peer);
+  absl::Status Recv(Communicator* comm, float* data, int64_t count, int peer);
   // Row r of logits [rows, vocab] draws with params[r] at steps[r]; the tokens, on the host.
   virtual absl::StatusOr<std::vector<int32_t>> Sample(
       const float* logits, int64_t rows, int64_t vocab,
@@ -153,6 +160,8 @@ class Backend {
       const std::vector<uint64_t>& steps) = 0;
 
  protected:
+  // Waits for the ops enqueued so far (a no-op where ops run synchronously).
+  virtual absl::Status BeforeCollective() = 0;
   virtual absl::StatusOr<void*> ScratchBytes(int64_t bytes) = 0;
   virtual int64_t PartialElementBytes() const = 0;
   // Place for a type-erased vector; the CPU adopts `owner` (which holds the vector).

@@ -18,6 +18,7 @@ double* AsDouble(Partial p) { return static_cast<double*>(p.data); }
 class CpuBackend final : public Backend {
  public:
   std::string Describe() const override { return "cpu"; }
+  int device() const override { return -1; }
 
   absl::StatusOr<std::shared_ptr<void>> Allocate(int64_t bytes) override {
     void* p = std::aligned_alloc(kAlign, RoundUp(std::max<int64_t>(bytes, 1)));
@@ -153,10 +154,6 @@ class CpuBackend final : public Backend {
     std::copy_n(AsDouble(p), p.count, out);
     return absl::OkStatus();
   }
-  absl::Status AllReducePartial(Communicator* comm, Partial p) override {
-    return comm == nullptr ? absl::OkStatus() : comm->AllReduceSum(AsDouble(p), p.count);
-  }
-  absl::Status BeforeCollective() override { return absl::OkStatus(); }
   absl::StatusOr<std::vector<int32_t>> Sample(const float* logits, int64_t rows, int64_t vocab,
                                               const std::vector<kernels::SamplingParams>& params,
                                               const std::vector<uint64_t>& steps) override {
@@ -168,6 +165,7 @@ class CpuBackend final : public Backend {
   }
 
  protected:
+  absl::Status BeforeCollective() override { return absl::OkStatus(); }
   absl::StatusOr<void*> ScratchBytes(int64_t bytes) override {
     absl::StatusOr<std::shared_ptr<void>> block = Allocate(bytes);
     if (!block.ok()) return block.status();

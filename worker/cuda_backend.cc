@@ -44,6 +44,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   std::string Describe() const override { return description_; }
+  int device() const override { return device_; }
 
   absl::StatusOr<std::shared_ptr<void>> Allocate(int64_t bytes) override;
   absl::Status CopyToBackend(const void* host, int64_t bytes, void* dst) override;
@@ -147,15 +148,14 @@ class CudaBackend final : public Backend {
     return FillBytes(p.data, 0, p.count * static_cast<int64_t>(sizeof(float)));
   }
   absl::Status PartialToFloat(Partial p, float* out) override;
-  absl::Status AllReducePartial(Communicator* comm, Partial p) override;
-  absl::Status BeforeCollective() override {
-    return CudaStatus(cudaStreamSynchronize(stream_), "BeforeCollective: cudaStreamSynchronize");
-  }
   absl::StatusOr<std::vector<int32_t>> Sample(const float* logits, int64_t rows, int64_t vocab,
                                               const std::vector<kernels::SamplingParams>& params,
                                               const std::vector<uint64_t>& steps) override;
 
  protected:
+  absl::Status BeforeCollective() override {
+    return CudaStatus(cudaStreamSynchronize(stream_), "BeforeCollective: cudaStreamSynchronize");
+  }
   absl::StatusOr<void*> ScratchBytes(int64_t bytes) override { return arena_->Allocate(bytes); }
   int64_t PartialElementBytes() const override { return sizeof(float); }
   absl::StatusOr<std::shared_ptr<void>> PlaceBytes(std::shared_ptr<void> owner, const void* host,
@@ -330,12 +330,6 @@ absl::Status CudaBackend::PartialToFloat(Partial p, float* out) {
   return CudaStatus(cudaMemcpyAsync(out, p.data, p.count * sizeof(float),
                                     cudaMemcpyDeviceToDevice, stream_),
                     "PartialToFloat: cudaMemcpyAsync");
-}
-
-absl::Status CudaBackend::AllReducePartial(Communicator* comm, Partial p) {
-  if (comm == nullptr) return absl::OkStatus();
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return comm->AllReduceSum(AsFloat(p), p.count);  // on NCCL's stream; returns once done
 }
 
 absl::StatusOr<std::vector<int32_t>> CudaBackend::Sample(

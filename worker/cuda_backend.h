@@ -14,8 +14,8 @@
 // bf16-operand tolerance, not bit for bit.
 //
 // Synchronisation: ops return after enqueueing; CopyToHost, Sample (which returns tokens on the
-// host), CopyToBackend, PlaceBytes and BeforeCollective wait for the stream. A kernel's fault
-// surfaces at the next of those (INTERNAL, naming the call that saw it).
+// host), CopyToBackend, PlaceBytes and the collectives (backend.h) wait for the stream. A
+// kernel's fault surfaces at the next of those (INTERNAL, naming the call that saw it).
 //
 // Threads: one thread at a time (backend.h). BeginStep, Sample and the memory calls make the
 // device current on the calling thread; the ops of a step assume it still is (call them on the

@@ -20,12 +20,6 @@ struct Model::Impl {
   AttentionConstants attention;
   ModelComms comms;
 
-  // Sums the float activations x [count] over the tensor-parallel group.
-  absl::Status ReduceTp(float* x, int64_t count) {
-    if (comms.tp == nullptr) return absl::OkStatus();
-    MLA_RETURN_IF_ERROR(backend->BeforeCollective());
-    return comms.tp->AllReduceSum(x, count);
-  }
   // Gathers vocab-parallel logits [rows, V / tp] from every rank into [rows, V].
   absl::StatusOr<float*> GatherVocab(float* local, int64_t rows);
 };
@@ -35,8 +29,7 @@ absl::StatusOr<float*> Model::Impl::GatherVocab(float* local, int64_t rows) {
   const int64_t tp = comms.tp->size(), part = w.vocab_end - w.vocab_begin;
   MLA_ASSIGN_OR_RETURN(float* gathered, backend->Scratch<float>(tp * rows * part));
   MLA_ASSIGN_OR_RETURN(float* logits, backend->Scratch<float>(rows * tp * part));
-  MLA_RETURN_IF_ERROR(backend->BeforeCollective());
-  MLA_RETURN_IF_ERROR(comms.tp->AllGather(local, rows * part, gathered));
+  MLA_RETURN_IF_ERROR(backend->AllGather(comms.tp, local, rows * part, gathered));
   for (int64_t r = 0; r < tp; ++r) {  // rank r's block of columns of every row
     MLA_RETURN_IF_ERROR(
         backend->Copy2D(gathered + r * rows * part, part, rows, part, logits + r * part, tp * part));
@@ -118,10 +111,9 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   if (w.first_stage()) {  // vocab-parallel embedding: each rank looks up its rows
     MLA_RETURN_IF_ERROR(
         be.Embed(w.embed.data(), index.tokens, T, d, w.vocab_begin, w.vocab_end, h));
-    MLA_RETURN_IF_ERROR(impl_->ReduceTp(h, T * d));
+    MLA_RETURN_IF_ERROR(be.AllReduce(impl_->comms.tp, h, T * d));
   } else {
-    MLA_RETURN_IF_ERROR(be.BeforeCollective());
-    MLA_RETURN_IF_ERROR(impl_->comms.pp_prev->Recv(h, T * d, 0));
+    MLA_RETURN_IF_ERROR(be.Recv(impl_->comms.pp_prev, h, T * d, 0));
   }
   for (int64_t i = 0; i < num_local_layers(); ++i) {
     const LayerWeights& layer = w.layers[i];
@@ -142,8 +134,7 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   }
 
   if (!w.last_stage()) {
-    MLA_RETURN_IF_ERROR(be.BeforeCollective());
-    MLA_RETURN_IF_ERROR(impl_->comms.pp_next->Send(h, T * d, 1));
+    MLA_RETURN_IF_ERROR(be.Send(impl_->comms.pp_next, h, T * d, 1));
     return StepOutput{};
   }
 

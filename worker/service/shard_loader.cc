@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/config_hash.h"
+#include "worker/cpu_backend.h"
 #include "worker/service/backend_factory.h"
 #include "worker/service/rendezvous_client.h"
 #include "worker/status_macros.h"
@@ -14,7 +15,7 @@ absl::Status MakeModel(const v1::Assignment& a, const CollectiveOptions& options
                        std::shared_ptr<Backend> backend, LoadedShard* shard) {
   ModelComms comms;
   if (a.tp_size() * a.pp_size() > 1) {
-    GroupJoin join{.device = options.device,
+    GroupJoin join{.device = backend->device(),
                    .gloo_host = options.gloo_host,
                    .timeout = absl::ToChronoMilliseconds(options.timeout)};
     if (join.device < 0 && join.gloo_host.empty()) {
@@ -74,6 +75,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
   } else {
     MLA_ASSIGN_OR_RETURN(shard.checkpoint, Checkpoint::Open(checkpoint_dir));
   }
+  if (backend == nullptr) backend = MakeCpuBackend();
   MLA_RETURN_IF_ERROR(MakeModel(assignment, collectives, std::move(backend), &shard));
   const ModelConfig& c = shard.model->config();
   const int64_t layers = shard.model->num_local_layers();
@@ -81,7 +83,7 @@ absl::StatusOr<LoadedShard> LoadShard(const std::string& checkpoint_dir,
   int64_t blocks = sizing.requested_blocks > 0 ? sizing.requested_blocks : sizing.flag_blocks;
   if (blocks <= 0) {
     int64_t bytes = sizing.memory_bytes;
-    if (collectives.device >= 0) {  // a share of what the weights left free on the GPU
+    if (shard.model->backend().device() >= 0) {  // a share of what the weights left free
       MLA_ASSIGN_OR_RETURN(const int64_t free, shard.model->backend().FreeMemoryBytes());
       bytes = static_cast<int64_t>(static_cast<double>(free) * sizing.device_fraction);
     }

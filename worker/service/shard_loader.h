@@ -1,6 +1,6 @@
 // LoadShard: turns a worker's Assignment into what it runs steps with: the checkpoint, the
 // model shard for its stage and tensor-parallel rank, and the latent cache pool for that shard's
-// layers, on the CPU or on a GPU (CollectiveOptions::device).
+// layers, on the worker's backend (the CPU, or a GPU with NCCL groups).
 //
 // MakeModel is the one place that constructs the Model from an Assignment (the shard spec, and
 // with parallelism the communicators), so that the parallel code changes only that function.
@@ -32,9 +32,9 @@ struct CacheSizing {
                                      // after loading the weights (the rest: activations)
 };
 
-// Where the shard runs, and how the ranks of its group meet (when it has more than one rank).
+// How the ranks of a group meet (when it has more than one rank): Gloo groups for a CPU backend,
+// NCCL groups on a GPU backend's device.
 struct CollectiveOptions {
-  int device = -1;          // GPU ordinal: the CUDA backend and NCCL groups; -1: CPU and Gloo
   std::string coordinator;  // host:port: its RendezvousStore serves the groups' rendezvous
   std::string gloo_host;    // address this rank listens on; empty = the interface toward
                             // the coordinator
@@ -53,8 +53,8 @@ struct LoadedShard {
 // Connects this rank's communicators (its stage's tp group; its pipeline neighbours) through the
 // assignment's rendezvous, into shard->communicators, and loads the model for `assignment`.
 // Every rank of the group must call it at about the same time (within options.timeout).
-// `backend`: where the model runs (MakeBackend(options.device)); shared by the shards a worker
-// loads one after another.
+// `backend`: where the model runs (MakeBackend); shared by the shards a worker loads one after
+// another. REQUIRES: not null.
 absl::Status MakeModel(const v1::Assignment& assignment, const CollectiveOptions& options,
                        std::shared_ptr<Backend> backend, LoadedShard* shard);
 

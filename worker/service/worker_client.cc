@@ -186,8 +186,7 @@ class Session {
     const bool reused = reuse != nullptr;
     absl::StatusOr<LoadedShard> shard = LoadShard(
         dir, assignment_, sizing,
-        {.device = options_.device, .coordinator = options_.coordinator,
-         .gloo_host = options_.gloo_host,
+        {.coordinator = options_.coordinator, .gloo_host = options_.gloo_host,
          .timeout = options_.collective_timeout, .meet_timeout = options_.connect_timeout},
         backend_,
         std::move(reuse));
