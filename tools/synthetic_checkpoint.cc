@@ -67,16 +67,21 @@ ordered_json TinyConfig() {
   };
 }
 
-// The tiny widths with DeepSeek-V3's MLA head dims (kv_lora 512, rope 64, nope 128, v 128), which
-// the GPU attention kernels require, and 16 heads: the model the GPU tests compare with the CPU.
-ordered_json TinyMlaConfig() {
-  ordered_json c = TinyConfig();
-  c["num_attention_heads"] = 16;
-  c["num_key_value_heads"] = 16;
+// DeepSeek-V3's per-head MLA dims (kv_lora 512, rope 64, nope 128, v 128), which the GPU
+// attention kernels require.
+void SetV3HeadDims(ordered_json& c) {
   c["kv_lora_rank"] = 512;
   c["qk_nope_head_dim"] = 128;
   c["qk_rope_head_dim"] = 64;
   c["v_head_dim"] = 128;
+}
+
+// The tiny widths with V3's head dims and 16 heads: the model the GPU tests compare with the CPU.
+ordered_json TinyMlaConfig() {
+  ordered_json c = TinyConfig();
+  c["num_attention_heads"] = 16;
+  c["num_key_value_heads"] = 16;
+  SetV3HeadDims(c);
   return c;
 }
 
@@ -92,10 +97,7 @@ ordered_json V3Config() {
   c["num_attention_heads"] = 128;
   c["num_key_value_heads"] = 128;
   c["q_lora_rank"] = 1536;
-  c["kv_lora_rank"] = 512;
-  c["qk_nope_head_dim"] = 128;
-  c["qk_rope_head_dim"] = 64;
-  c["v_head_dim"] = 128;
+  SetV3HeadDims(c);
   c["n_routed_experts"] = 256;
   c["num_experts_per_tok"] = 8;
   c["n_group"] = 8;
