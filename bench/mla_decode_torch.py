@@ -21,14 +21,11 @@ import argparse
 import math
 import re
 import statistics
-import subprocess
-import sys
 
 import torch
 
-PEAK_BYTES = 3.0e12
-PEAK_FLOPS = 738e12
-L2_ROTATION_BYTES = 200e6
+from bench_driver import L2_ROTATION_BYTES, capture_graphs, floor_ms, replay_median_ms, run_results
+
 D_CACHE, D_LATENT = 576, 512
 SCALE = 0.1352337789
 DEFAULT_CASES = "64x4096,128x8192,1x32768,64xr8192,128x4096h64,128x4096h32,128x4096h16,64x4096q2"
@@ -57,7 +54,7 @@ def floors(c, lens):
     cache_bytes = sum(lens) * D_CACHE * 2
     attended = sum(n - c["q"] + i + 1 for n in lens for i in range(c["q"]))
     flops = 2.0 * c["h"] * attended * (D_CACHE + D_LATENT)
-    return cache_bytes, flops, 1e3 * max(cache_bytes / PEAK_BYTES, flops / PEAK_FLOPS)
+    return cache_bytes, flops, floor_ms(cache_bytes, flops)
 
 
 def torch_decode(q, kv, mask):
@@ -102,43 +99,20 @@ def time_torch(c, lens, iters):
         stop.record()
         stop.synchronize()
         eager.append(start.elapsed_time(stop))
-    graphs = []
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the capture stream, as torch.cuda.graph wants
-        for k in range(copies):
-            torch_decode(qs[k], kvs[k], mask)
-    torch.cuda.current_stream().wait_stream(side)
-    for k in range(copies):
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            out = torch_decode(qs[k], kvs[k], mask)
-        graphs.append((g, out))
-    replays, times = 10, []
-    for i in range(iters):
-        start.record()
-        for r in range(replays):
-            graphs[(i * replays + r) % copies][0].replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / replays)
+    graphs = capture_graphs(
+        torch, [lambda k=k: torch_decode(qs[k], kvs[k], mask) for k in range(copies)])
+    replayed = replay_median_ms(torch, graphs, iters, replays=10)
     del kvs, qs, mask, graphs
     torch.cuda.empty_cache()
-    return statistics.median(times), statistics.median(eager)
+    return replayed, statistics.median(eager)
 
 
 def run_ours(binary, cases, iters):
-    proc = subprocess.run([binary, "--cases=" + ",".join(c["name"] for c in cases), f"--iters={iters}"],
-                          capture_output=True, text=True, timeout=300)
-    sys.stdout.write(proc.stdout)
-    sys.stderr.write(proc.stderr)
     results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            _, name, ms, lanes, cuts, _, _ = line.split()
-            results[name] = (float(ms), int(lanes), int(cuts))
-    if proc.returncode != 0:
-        print(f"ours exited with {proc.returncode}")
+    for name, ms, lanes, cuts, _, _ in run_results(
+            [binary, "--cases=" + ",".join(c["name"] for c in cases), f"--iters={iters}"],
+            timeout=300):
+        results[name] = (float(ms), int(lanes), int(cuts))
     return results
 
 

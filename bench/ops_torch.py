@@ -23,12 +23,9 @@ Without --ours only PyTorch and the floors are printed.
 import argparse
 import math
 import statistics
-import subprocess
-import sys
 
-PEAK_BYTES = 3.0e12
-PEAK_FLOPS = 738e12
-L2_ROTATION_BYTES = 200e6
+from bench_driver import L2_ROTATION_BYTES, capture_graphs, floor_ms, replay_median_ms, run_results
+
 MAX_COPIES = 128
 BUDGET_MS = 3000.0
 
@@ -36,10 +33,6 @@ BUDGET_MS = 3000.0
 def copies_for(nbytes):
     """ops_bench.cc's CopiesFor."""
     return int(min(max(math.ceil(L2_ROTATION_BYTES / max(nbytes, 1.0)), 2), MAX_COPIES))
-
-
-def floor_ms(nbytes, flops):
-    return 1e3 * max(nbytes / PEAK_BYTES, flops / PEAK_FLOPS)
 
 
 def default_cases(ops):
@@ -67,47 +60,22 @@ def time_torch(torch, fns, max_iters):
     iters = int(min(max(BUDGET_MS // (max(estimate, 1e-3) * (replays + 1)), 5), max_iters))
     eager = [timed(fns[i % copies]) for i in range(iters)]
     try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture stream, as torch.cuda.graph wants
-            for fn in fns:
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        graphs = []
-        for fn in fns:
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                out = fn()
-            graphs.append((g, out))
+        graphs = capture_graphs(torch, fns)
     except Exception as e:  # an op that syncs or allocates on the host cannot be captured
         print(f"  graph capture failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
         torch.cuda.synchronize()
         return None, statistics.median(eager), iters
-    times = []
-    for i in range(iters):
-        start.record()
-        for r in range(replays):
-            graphs[(i * replays + r) % copies][0].replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / replays)
+    replayed = replay_median_ms(torch, graphs, iters, replays)
     del graphs
-    return statistics.median(times), statistics.median(eager), iters
+    return replayed, statistics.median(eager), iters
 
 
 def run_ours(binary, cases, iters):
     """{case: (shape, ms, eager_ms, bytes, flops)} from mla_ops_bench's RESULT lines."""
-    proc = subprocess.run([binary, "--cases=" + ",".join(cases), f"--iters={iters}"],
-                          capture_output=True, text=True, timeout=420)
-    sys.stdout.write(proc.stdout)
-    sys.stderr.write(proc.stderr)
     results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            _, name, shape, ms, eager, nbytes, flops = line.split()
-            results[name] = (shape, float(ms), float(eager), float(nbytes), float(flops))
-    if proc.returncode != 0:
-        print(f"ours exited with {proc.returncode}")
+    for name, shape, ms, eager, nbytes, flops in run_results(
+            [binary, "--cases=" + ",".join(cases), f"--iters={iters}"], timeout=420):
+        results[name] = (shape, float(ms), float(eager), float(nbytes), float(flops))
     return results
 
 
