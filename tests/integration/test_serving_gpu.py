@@ -4,7 +4,11 @@
 - tp=1 on GPU 0: several concurrent requests (greedy and seeded sampling) stream exactly the
   tokens of the in-process model on the same GPU (mla-generate --device=0).
 - tp=2 on GPUs 0-1 and tp=2 x pp=2 on GPUs 0-3 (where that many GPUs exist), over NCCL groups
-  that met through the coordinator's store: greedy tokens equal the single-GPU run. The GPU sums
+  that met through the coordinator's store: greedy tokens equal the single-GPU run.
+- tp=2 x pp=2 with two workers per GPU where only 2 GPUs exist: ranks (stage, tp rank) on
+  GPUs 0,1 / 1,0 ("crossed"), so that every NCCL communicator (both tp groups, both pipeline
+  links) still spans two distinct devices, which NCCL requires. It runs the whole 4-worker
+  path; only the placement differs from 4 GPUs. The GPU sums
   the row-parallel partials in float32 in NCCL's order, not in float64 as the CPU does, so the
   logits differ from one GPU's in the last bits; a greedy choice flips only where two logits tie
   within that, which the test reports as the first divergence if it happens.
@@ -60,7 +64,7 @@ def reference(checkpoint, prompt, flags):
 class Group:
     """An mla-coordinator and tp x pp mla-worker --device=r processes; killed on exit."""
 
-    def __init__(self, checkpoint, tp, pp):
+    def __init__(self, checkpoint, tp, pp, devices):
         self.dir = tempfile.mkdtemp(prefix="mla_gpu_serving_")
         self.procs = []
         self.coordinator_log = os.path.join(self.dir, "coordinator.log")
@@ -71,7 +75,7 @@ class Group:
         self.port = int(coordinator.stdout.readline().split()[2])
         for r in range(tp * pp):
             self.start(f"worker{r}", [WORKER, f"--coordinator=127.0.0.1:{self.port}",
-                                      f"--checkpoint={checkpoint}", f"--device={r}",
+                                      f"--checkpoint={checkpoint}", f"--device={devices[r]}",
                                       f"--rank={r}", "--collective_timeout_s=60"])
         deadline = time.monotonic() + 240
         while "serving with" not in self.log("coordinator"):
@@ -116,9 +120,11 @@ class Group:
         return False
 
 
-def serve(checkpoint, tp, pp, requests):
-    """The tokens of `requests`, sent concurrently to tp x pp GPU workers (rank r on GPU r)."""
-    with Group(checkpoint, tp, pp) as g, ThreadPoolExecutor(len(requests)) as pool:
+def serve(checkpoint, tp, pp, requests, devices=None):
+    """The tokens of `requests`, sent concurrently to tp x pp GPU workers (rank r on GPU
+    devices[r], default r)."""
+    devices = devices or list(range(tp * pp))
+    with Group(checkpoint, tp, pp, devices) as g, ThreadPoolExecutor(len(requests)) as pool:
         return list(pool.map(lambda r: g.generate(*r), requests))
 
 
@@ -150,16 +156,20 @@ def main():
         for i, (g, w) in enumerate(zip(got, want)):
             assert g == w, f"request {i}: served {g}, in-process {w}"
         print(f"tp=1 on GPU 0: {len(REQUESTS)} concurrent requests == mla-generate --device=0")
-        for tp, pp in [(2, 1), (2, 2)]:
-            if gpus < tp * pp:
+        layouts = [(2, 1, [0, 1]), (2, 2, [0, 1, 2, 3])]
+        if gpus in (2, 3):
+            layouts.append((2, 2, [0, 1, 1, 0]))  # crossed: two workers per GPU
+        for tp, pp, devices in layouts:
+            if gpus <= max(devices):
                 print(f"tp={tp} x pp={pp}: skipped, {gpus} GPU(s) visible")
                 continue
-            got = serve(checkpoint, tp, pp, REQUESTS[:GREEDY])
+            got = serve(checkpoint, tp, pp, REQUESTS[:GREEDY], devices)
             for i, (g, w) in enumerate(zip(got, want)):
                 at = first_divergence(g, w)
-                assert at is None, (f"tp={tp} x pp={pp} request {i}: first divergence at token"
-                                    f" {at}: {g} vs one GPU {w}")
-            print(f"tp={tp} x pp={pp} on {tp * pp} GPUs over NCCL: greedy tokens == one GPU")
+                assert at is None, (f"tp={tp} x pp={pp} on GPUs {devices}, request {i}: first"
+                                    f" divergence at token {at}: {g} vs one GPU {w}")
+            print(f"tp={tp} x pp={pp}, ranks on GPUs {devices}, over NCCL: greedy tokens =="
+                  " one GPU")
     finally:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return 0
