@@ -234,9 +234,12 @@ struct DeviceArray {
   ~DeviceArray() { cudaFree(p); }
 };
 
+// cudaMemcpy from pageable memory may return before the DMA lands, and the communicator's stream
+// is non-blocking (not ordered after the legacy stream): wait for the device before returning.
 template <typename T>
 cudaError_t ToDevice(T* d, const std::vector<T>& h) {
-  return cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
+  const cudaError_t err = cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
+  return err != cudaSuccess ? err : cudaDeviceSynchronize();
 }
 
 template <typename T>
