@@ -127,7 +127,7 @@ double SampleUniform(uint64_t seed, uint64_t step);
 
 // Writes each token's normalised latent [d_latent] and rotated rope key [d_rope] as bf16 into
 // its cache slot (slot = block * kBlockSize + offset). latent: [tokens, d_latent],
-// k_rope: [tokens, d_rope], slots: [tokens].
+// k_rope: [tokens, d_rope], slots: [tokens]; a negative slot is skipped (a padding row).
 void WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
                       int64_t tokens, const LatentCache& cache);
 

@@ -73,6 +73,7 @@ void WriteLatentCache(const float* latent, const float* k_rope, const int64_t* s
                       int64_t tokens, const LatentCache& cache) {
   const int64_t d_cache = cache.d_latent + cache.d_rope;
   for (int64_t t = 0; t < tokens; ++t) {
+    if (slots[t] < 0) continue;
     bf16* dst = cache.data + slots[t] * d_cache;
     for (int64_t c = 0; c < cache.d_latent; ++c) {
       dst[c] = FloatToBf16(latent[t * cache.d_latent + c]);

@@ -1,6 +1,7 @@
 // cuda::WriteLatentCache vs cpu::WriteLatentCache: tokens scattered to shuffled slots of a
-// NaN-poisoned cache. Rounding to bf16 is nearest-even on both sides: the whole cache (written
-// slots and the untouched NaN ones) must be bit-identical.
+// NaN-poisoned cache, some rows with slot -1 (padding rows, skipped). Rounding to bf16 is
+// nearest-even on both sides: the whole cache (written slots and the untouched NaN ones) must be
+// bit-identical.
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
@@ -26,7 +27,8 @@ TEST(GpuWriteLatentCache, MatchesCpuBitForBit) {
   std::vector<int64_t> all_slots(num_blocks * kBlockSize);
   std::iota(all_slots.begin(), all_slots.end(), 0);
   std::shuffle(all_slots.begin(), all_slots.end(), rng);
-  const std::vector<int64_t> slots(all_slots.begin(), all_slots.begin() + tokens);
+  std::vector<int64_t> slots(all_slots.begin(), all_slots.begin() + tokens);
+  for (int64_t t = 3; t < tokens; t += 7) slots[t] = -1;  // padding rows: not written
   const std::vector<float> latent = testing::RandomNormals(rng, tokens * d_latent, 1.0f);
   const std::vector<float> k_rope = testing::RandomNormals(rng, tokens * d_rope, 1.0f);
 

@@ -4,7 +4,8 @@
 //   cache[slots[t], d_latent:d_latent+d_rope] = bf16(k_rope[t, :])  (rotated rope key k^R_t)
 //
 // Cache: [num_blocks, kBlockSize, d_latent + d_rope] bf16, slot = block * kBlockSize + offset.
-// latent: [tokens, d_latent], k_rope: [tokens, d_rope] float32, slots: [tokens] int64, distinct.
+// latent: [tokens, d_latent], k_rope: [tokens, d_rope] float32, slots: [tokens] int64, distinct;
+// a negative slot (a padding row of a captured decode step) is not written.
 // Rounding is to nearest even (__float2bfloat16_rn), the same bits as the CPU's FloatToBf16.
 // One block per token; only the token's own slot is written.
 #include <cuda_runtime.h>
@@ -25,6 +26,7 @@ __global__ void __launch_bounds__(kThreads)
     WriteLatentCacheKernel(const float* latent, const float* k_rope, const int64_t* slots,
                            bf16* cache, int64_t d_latent, int64_t d_rope) {
   const int64_t t = blockIdx.x;
+  if (slots[t] < 0) return;
   bf16* dst = cache + slots[t] * (d_latent + d_rope);
   for (int64_t c = threadIdx.x; c < d_latent; c += kThreads) {
     dst[c] = ToBf16(latent[t * d_latent + c]);
