@@ -11,7 +11,10 @@
 // graph (as a decode step runs in serving; plan excluded: it runs once per step on the host,
 // then every layer reuses it); CUDA events around 10 back-to-back replays (rotating copies),
 // median over --iters such groups. The median of single eager calls (host launch overhead
-// included) is printed too. Floors: bytes = (sum of L) * 576 * 2 at 3.0 TB/s; FLOPs =
+// included) is printed too, and the graph replay median of a fixed launch (mla_decode.h: the
+// grid and workspace of MlaDecodeBoundsFor(the case's rows, H), the combine always launched),
+// the form a decode step captured once and replayed for every step takes.
+// The plan's device copy (DevicePlanOf) is uploaded once per case, before the timing. Floors: bytes = (sum of L) * 576 * 2 at 3.0 TB/s; FLOPs =
 // 2 * H * (576 + 512) * (sum over query rows of the keys they attend to) at 738 TFLOP/s (the
 // H100 ceilings measured in GPU.md); the floor is the larger.
 // Output: a human line per case, and a machine line
@@ -162,8 +165,16 @@ absl::Status RunCase(const Case& c, int iters, int num_sms) {
   BENCH_CHECK(d_lens.status());
 
   const MlaDecodePlan plan = PlanMlaDecode(q_start, lens, c.heads, c.plan_sms > 0 ? c.plan_sms : num_sms);
-  auto workspace = DeviceBuffer<unsigned char>::Allocate(plan.workspace_bytes);
+  const MlaDecodeLaunchBounds bounds = MlaDecodeBoundsFor(tokens, c.heads);
+  auto workspace = DeviceBuffer<unsigned char>::Allocate(bounds.workspace_bytes);
+  auto device_plan = DeviceBuffer<MlaDecodeDevicePlan>::FromHost({DevicePlanOf(plan)});
   BENCH_CHECK(workspace.status());
+  BENCH_CHECK(device_plan.status());
+  const MlaDecodeLaunch plain{.device_plan = device_plan->get(),
+                              .workspace = workspace->get(),
+                              .workspace_bytes = bounds.workspace_bytes};
+  MlaDecodeLaunch fixed = plain;
+  fixed.grid_lanes = bounds.grid_lanes;
 
   MlaDecodeParams params;
   params.dims = {.heads = c.heads, .d_latent = kDLatent, .d_rope = kDRope, .d_nope = 128, .d_v = 128};
@@ -184,13 +195,13 @@ absl::Status RunCase(const Case& c, int iters, int num_sms) {
   BENCH_CHECK(CudaStatus(cudaEventCreate(&stop), "event"));
   for (int i = 0; i < 5; ++i) {  // warm-up
     select(i % copies);
-    BENCH_CHECK(MlaDecodeAttention(params, plan, workspace->get(), nullptr));
+    BENCH_CHECK(MlaDecodeAttention(params, plan, plain, nullptr));
   }
   std::vector<float> eager(iters);
   for (int i = 0; i < iters; ++i) {
     select(i % copies);
     BENCH_CHECK(CudaStatus(cudaEventRecord(start), "record"));
-    BENCH_CHECK(MlaDecodeAttention(params, plan, workspace->get(), nullptr));
+    BENCH_CHECK(MlaDecodeAttention(params, plan, plain, nullptr));
     BENCH_CHECK(CudaStatus(cudaEventRecord(stop), "record"));
     BENCH_CHECK(CudaStatus(cudaEventSynchronize(stop), "sync"));
     BENCH_CHECK(CudaStatus(cudaEventElapsedTime(&eager[i], start, stop), "elapsed"));
@@ -200,48 +211,58 @@ absl::Status RunCase(const Case& c, int iters, int num_sms) {
   constexpr int kReplays = 10;
   cudaStream_t stream = nullptr;
   BENCH_CHECK(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream"));
-  std::vector<cudaGraphExec_t> graphs(copies, nullptr);
-  for (int k = 0; k < copies; ++k) {
-    select(k);
-    cudaGraph_t graph = nullptr;
-    BENCH_CHECK(CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture"));
-    const absl::Status launched = MlaDecodeAttention(params, plan, workspace->get(), stream);
-    BENCH_CHECK(CudaStatus(cudaStreamEndCapture(stream, &graph), "end capture"));
-    BENCH_CHECK(launched);
-    BENCH_CHECK(CudaStatus(cudaGraphInstantiate(&graphs[k], graph, 0), "instantiate"));
-    cudaGraphDestroy(graph);
-    BENCH_CHECK(CudaStatus(cudaGraphLaunch(graphs[k], stream), "warm-up replay"));
-  }
-  std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i) {
-    BENCH_CHECK(CudaStatus(cudaEventRecord(start, stream), "record"));
-    for (int r = 0; r < kReplays; ++r) {
-      BENCH_CHECK(CudaStatus(cudaGraphLaunch(graphs[(i * kReplays + r) % copies], stream), "replay"));
+  // Sorted per-call times of graph replays of `launch`.
+  auto time_graphs = [&](const MlaDecodeLaunch& launch, std::vector<float>& ms) -> absl::Status {
+    std::vector<cudaGraphExec_t> graphs(copies, nullptr);
+    absl::Status status;
+    for (int k = 0; k < copies && status.ok(); ++k) {
+      select(k);
+      cudaGraph_t graph = nullptr;
+      BENCH_CHECK(CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture"));
+      const absl::Status launched = MlaDecodeAttention(params, plan, launch, stream);
+      BENCH_CHECK(CudaStatus(cudaStreamEndCapture(stream, &graph), "end capture"));
+      status.Update(launched);
+      if (status.ok()) status.Update(CudaStatus(cudaGraphInstantiate(&graphs[k], graph, 0), "instantiate"));
+      cudaGraphDestroy(graph);
+      if (status.ok()) status.Update(CudaStatus(cudaGraphLaunch(graphs[k], stream), "warm-up replay"));
     }
-    BENCH_CHECK(CudaStatus(cudaEventRecord(stop, stream), "record"));
-    BENCH_CHECK(CudaStatus(cudaEventSynchronize(stop), "sync"));
-    BENCH_CHECK(CudaStatus(cudaEventElapsedTime(&ms[i], start, stop), "elapsed"));
-    ms[i] /= kReplays;
-  }
-  for (cudaGraphExec_t g : graphs) cudaGraphExecDestroy(g);
+    ms.assign(iters, 0.0f);
+    for (int i = 0; i < iters && status.ok(); ++i) {
+      status.Update(CudaStatus(cudaEventRecord(start, stream), "record"));
+      for (int r = 0; r < kReplays && status.ok(); ++r) {
+        status.Update(CudaStatus(cudaGraphLaunch(graphs[(i * kReplays + r) % copies], stream), "replay"));
+      }
+      status.Update(CudaStatus(cudaEventRecord(stop, stream), "record"));
+      status.Update(CudaStatus(cudaEventSynchronize(stop), "sync"));
+      status.Update(CudaStatus(cudaEventElapsedTime(&ms[i], start, stop), "elapsed"));
+      ms[i] /= kReplays;
+    }
+    for (cudaGraphExec_t g : graphs) {
+      if (g != nullptr) cudaGraphExecDestroy(g);
+    }
+    std::sort(ms.begin(), ms.end());
+    return status;
+  };
+  std::vector<float> sorted, fixed_ms;
+  BENCH_CHECK(time_graphs(plain, sorted));
+  BENCH_CHECK(time_graphs(fixed, fixed_ms));
   cudaStreamDestroy(stream);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   std::sort(eager.begin(), eager.end());
-  std::vector<float> sorted = ms;
-  std::sort(sorted.begin(), sorted.end());
   const double median = sorted[iters / 2];
   const double floor_ms = 1e3 * std::max(cache_bytes / kPeakBytesPerS, flops / kPeakFlops);
   std::printf("%s (B=%lld, %s L=%lld, H=%lld, %lld rows/seq): %d lanes%s, %d cut rows, %d copies; "
               "graph replay median %.4f ms (min %.4f, max %.4f) = %.2f TB/s, %.0f TFLOP/s; floor "
-              "%.4f ms (%.0f%%); eager call median %.4f ms\n",
+              "%.4f ms (%.0f%%); eager call median %.4f ms; fixed launch (%lld lanes) graph "
+              "replay median %.4f ms\n",
               c.name.c_str(), static_cast<long long>(c.batch), c.random ? "random" : "",
               static_cast<long long>(c.context), static_cast<long long>(c.heads),
               static_cast<long long>(c.q_len), plan.schedule.num_lanes,
               plan.schedule.lanes_are_tokens ? " (one per row)" : "", plan.cuts.num_cuts, copies,
               median, sorted.front(), sorted.back(), cache_bytes / (median * 1e-3) / 1e12,
               flops / (median * 1e-3) / 1e12, floor_ms, 100.0 * floor_ms / median,
-              eager[iters / 2]);
+              eager[iters / 2], static_cast<long long>(bounds.grid_lanes), fixed_ms[iters / 2]);
   std::printf("RESULT %s %.5f %d %d %.0f %.0f\n", c.name.c_str(), median, plan.schedule.num_lanes,
               plan.cuts.num_cuts, cache_bytes, flops);
   return absl::OkStatus();

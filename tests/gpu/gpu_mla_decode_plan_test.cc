@@ -2,9 +2,10 @@
 // without a GPU. Checks the invariants the kernel and the combine rely on, by walking every
 // lane as the kernel does (plan.h): each tile of each query row is covered exactly once, lanes
 // are non-empty and at most kMaxLanes, a token is whole in one lane or listed as cut over
-// exactly the lanes that hold it, slots (2 lane, 2 lane + 1) are used at most once, and the
-// workspace matches plan.h's layout. Also the shapes the cost model picks for the benchmark's
-// cases on 132 SMs.
+// exactly the lanes that hold it (first_slot naming its piece in the first of them), slots
+// (2 lane, 2 lane + 1) are used at most once, the workspace matches plan.h's layout, and every
+// plan fits the fixed launch's bounds (MlaDecodeBoundsFor) for its token count. Also the shapes
+// the cost model picks for the benchmark's cases on 132 SMs, and the device copy of a plan.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -60,6 +61,7 @@ int64_t CheckPlan(const Step& step, const MlaDecodePlan& plan) {
     EXPECT_EQ(s.num_lanes, plan.tokens);
     EXPECT_EQ(plan.cuts.num_cuts, 0);
     EXPECT_EQ(plan.workspace_bytes, 0);
+    EXPECT_LE(s.num_lanes, MlaDecodeBoundsFor(plan.tokens, plan.heads).grid_lanes);
     return tiles.empty() ? 0 : *std::max_element(tiles.begin(), tiles.end());
   }
   EXPECT_GE(s.num_lanes, 1);
@@ -95,11 +97,22 @@ int64_t CheckPlan(const Step& step, const MlaDecodePlan& plan) {
     const std::vector<int32_t>& lanes = lanes_of_cut_token[cut.token];
     EXPECT_EQ(cut.first_lane, lanes.front());
     EXPECT_EQ(cut.last_lane, lanes.back());
+    const bool first = s.lane_begin[cut.first_lane].token == cut.token;
+    EXPECT_EQ(cut.first_slot, 2 * cut.first_lane + (first ? 0 : 1)) << "token " << cut.token;
+    for (int32_t lane = cut.first_lane + 1; lane <= cut.last_lane; ++lane) {
+      EXPECT_EQ(s.lane_begin[lane].token, cut.token) << "a later lane must begin inside the cut";
+    }
     EXPECT_EQ(static_cast<int64_t>(lanes.size()), cut.last_lane - cut.first_lane + 1);
   }
   const int64_t states = plan.num_slots() * plan.heads;
   EXPECT_EQ(plan.workspace_bytes,
             plan.cuts.num_cuts > 0 ? static_cast<int64_t>(sizeof(float)) * states * (512 + 2) : 0);
+  // Any plan fits a fixed launch bounded by its token count (mla_decode.h).
+  const MlaDecodeLaunchBounds bounds = MlaDecodeBoundsFor(plan.tokens, plan.heads);
+  EXPECT_LE(s.num_lanes, bounds.grid_lanes);
+  EXPECT_LE(plan.num_slots(), kMaxSlots);
+  EXPECT_LE(plan.cuts.num_cuts, kMaxLanes - 1);
+  EXPECT_LE(plan.workspace_bytes, bounds.workspace_bytes);
   return max_lane;
 }
 
@@ -213,6 +226,48 @@ TEST(MlaDecodePlan, MultiRowSequencesAndEmptyOnes) {
   for (int64_t keys : {0, 64, 128}) {
     CheckPlan(step, PlanMlaDecode(step.q_start, step.context_lens, 80, 132, {.lane_keys = keys}));
   }
+}
+
+// The device copy holds the schedule and the cuts byte for byte, in a block the kernels load
+// with 8- and 16-byte accesses; the bounds cover the largest grids and workspaces.
+TEST(MlaDecodePlan, DevicePlanAndLaunchBounds) {
+  static_assert(alignof(MlaDecodeDevicePlan) == 16 && sizeof(MlaDecodeDevicePlan) % 16 == 0);
+  static_assert(alignof(MlaDecodeTilePos) == 8 && sizeof(MlaDecodeCut) == 16);
+  const Step step = Ragged({1, 63, 64, 65, 1000});
+  const MlaDecodePlan plan =
+      PlanMlaDecode(step.q_start, step.context_lens, 80, 132, {.lane_keys = 192});
+  const MlaDecodeDevicePlan device = DevicePlanOf(plan);
+  EXPECT_EQ(device.schedule.num_lanes, plan.schedule.num_lanes);
+  EXPECT_EQ(device.schedule.lanes_are_tokens, plan.schedule.lanes_are_tokens);
+  for (int32_t lane = 0; lane <= plan.schedule.num_lanes; ++lane) {
+    EXPECT_EQ(device.schedule.lane_begin[lane].token, plan.schedule.lane_begin[lane].token);
+    EXPECT_EQ(device.schedule.lane_begin[lane].tile, plan.schedule.lane_begin[lane].tile);
+  }
+  ASSERT_EQ(device.cuts.num_cuts, plan.cuts.num_cuts);
+  for (int32_t i = 0; i < plan.cuts.num_cuts; ++i) {
+    EXPECT_EQ(device.cuts.cut[i].token, plan.cuts.cut[i].token);
+    EXPECT_EQ(device.cuts.cut[i].first_slot, plan.cuts.cut[i].first_slot);
+  }
+
+  EXPECT_EQ(MlaDecodeBoundsFor(64, 128).grid_lanes, kMaxLanes);
+  EXPECT_EQ(MlaDecodeBoundsFor(0, 128).grid_lanes, kMaxLanes);
+  EXPECT_EQ(MlaDecodeBoundsFor(500, 128).grid_lanes, 500);  // one lane per row may be chosen
+  EXPECT_EQ(MlaDecodeBoundsFor(64, 128).workspace_bytes, int64_t{4} * kMaxSlots * 128 * (512 + 2));
+  EXPECT_EQ(MlaDecodeWorkspaceBytes(0, 128), 0);
+  // The most lanes a plan can have (160 lanes of one tile: every slot of the bound in use) and
+  // more tokens than kMaxLanes, one lane each: both within their bounds (CheckPlan).
+  const Step pairs = Uniform(kMaxLanes / 2, 128);
+  const MlaDecodePlan most =
+      PlanMlaDecode(pairs.q_start, pairs.context_lens, 128, 132, {.lane_keys = 64});
+  EXPECT_EQ(most.schedule.num_lanes, kMaxLanes);
+  EXPECT_EQ(most.num_slots(), kMaxSlots);
+  EXPECT_EQ(most.workspace_bytes, MlaDecodeBoundsFor(most.tokens, 128).workspace_bytes);
+  CheckPlan(pairs, most);
+  const Step many = Uniform(500, 64 * 3);
+  const MlaDecodePlan rows =
+      PlanMlaDecode(many.q_start, many.context_lens, 128, 132, {.lanes_are_tokens = true});
+  EXPECT_EQ(rows.schedule.num_lanes, 500);
+  CheckPlan(many, rows);
 }
 
 TEST(MlaDecodePlan, EmptyStep) {

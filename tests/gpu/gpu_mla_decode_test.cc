@@ -3,8 +3,11 @@
 // shuffled, entries past a sequence's blocks point far out of range. Ragged batch of contexts
 // 1, 63, 64, 65, 1000 (and a multi-row case with partial head groups, and random lengths), each
 // under several plans: the planner's choice, one lane per row (no combine), lanes of 1 and 3
-// tiles (cut rows, lanes holding several rows), and one lane for the whole step. Zero queries
-// (uniform weights) check the value path alone.
+// tiles (cut rows, lanes holding several rows), and one lane for the whole step, each run as a
+// plain launch and as a fixed one (MlaDecodeBoundsFor: a larger grid and an always-launched
+// combine), which must agree bit for bit. Zero queries (uniform weights) check the value path
+// alone. A fixed launch captured once in a CUDA graph is replayed for three different steps,
+// each uploading its own device plan.
 // Tolerance (bf16 q and bf16 softmax weights on the tensor cores, fp32 accumulation and softmax
 // state): out_latent relative L2 <= 1e-2 and |got - ref| <= 5e-2 * rms(ref) + 5e-2 * |ref|;
 // lse |got - ref| <= 2e-2. Batched equals single, and two identical runs, bit for bit.
@@ -22,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
@@ -162,17 +166,25 @@ int NumSms() {
   return sms;
 }
 
-// Runs the op under `plan` with NaN-poisoned outputs; returns (out, lse) on the host.
+// Runs the op under `plan` (a plain launch, or a fixed one of MlaDecodeBoundsFor(plan.tokens))
+// with NaN-poisoned outputs; returns (out, lse) on the host.
 absl::Status RunGpu(DeviceProblem& d, const MlaDecodePlan& plan, cudaStream_t stream,
-                    Reference& got) {
+                    Reference& got, bool fixed = false) {
+  const MlaDecodeLaunchBounds bounds = MlaDecodeBoundsFor(plan.tokens, plan.heads);
+  const int64_t workspace_bytes = fixed ? bounds.workspace_bytes : plan.workspace_bytes;
   absl::StatusOr<DeviceBuffer<unsigned char>> workspace =
-      DeviceBuffer<unsigned char>::Allocate(plan.workspace_bytes);
+      DeviceBuffer<unsigned char>::Allocate(workspace_bytes);
   if (!workspace.ok()) return workspace.status();
+  absl::StatusOr<DeviceBuffer<MlaDecodeDevicePlan>> device_plan =
+      DeviceBuffer<MlaDecodeDevicePlan>::FromHost({DevicePlanOf(plan)});
+  if (!device_plan.ok()) return device_plan.status();
   if (absl::Status s = d.out.Fill(0xff); !s.ok()) return s;
   if (absl::Status s = d.lse.Fill(0xff); !s.ok()) return s;
-  if (absl::Status s = MlaDecodeAttention(d.params, plan, workspace->get(), stream); !s.ok()) {
-    return s;
-  }
+  const MlaDecodeLaunch launch{.device_plan = device_plan->get(),
+                              .workspace = workspace->get(),
+                              .workspace_bytes = workspace_bytes,
+                              .grid_lanes = fixed ? bounds.grid_lanes : 0};
+  if (absl::Status s = MlaDecodeAttention(d.params, plan, launch, stream); !s.ok()) return s;
   if (absl::Status s = CudaStatus(cudaStreamSynchronize(stream), "sync"); !s.ok()) return s;
   absl::StatusOr<std::vector<float>> out = d.out.ToHost();
   if (!out.ok()) return out.status();
@@ -181,6 +193,10 @@ absl::Status RunGpu(DeviceProblem& d, const MlaDecodePlan& plan, cudaStream_t st
   got.out = std::move(*out);
   got.lse = std::move(*lse);
   return absl::OkStatus();
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 void ExpectMatches(const std::string& what, const Reference& got, const Reference& ref) {
@@ -211,9 +227,13 @@ void CheckAllPlans(const Problem& p) {
   for (const Case& c : cases) {
     std::printf("plan '%s': %d lanes%s, %d cut rows\n", c.name.c_str(), c.plan.schedule.num_lanes,
                 c.plan.schedule.lanes_are_tokens ? " (one per row)" : "", c.plan.cuts.num_cuts);
-    Reference got;
+    Reference got, fixed;
     MLA_ASSERT_OK(RunGpu(d, c.plan, nullptr, got));
     ExpectMatches(c.name, got, ref);
+    // A fixed launch runs the same work per CTA (its extra CTAs and combine blocks exit).
+    MLA_ASSERT_OK(RunGpu(d, c.plan, nullptr, fixed, /*fixed=*/true));
+    EXPECT_TRUE(SameBits(fixed.out, got.out) && SameBits(fixed.lse, got.lse))
+        << c.name << ": a fixed launch differs from the plain one";
   }
 }
 
@@ -312,6 +332,11 @@ TEST(GpuMlaDecodeAttention, CapturesInCudaGraph) {
   const MlaDecodePlan plan = Plan(p, NumSms());
   ASSERT_GT(plan.cuts.num_cuts, 0) << "the graph should hold the split kernel and the combine";
   MLA_ASSERT_OK_AND_ASSIGN(auto workspace, DeviceBuffer<unsigned char>::Allocate(plan.workspace_bytes));
+  MLA_ASSERT_OK_AND_ASSIGN(auto device_plan,
+                           DeviceBuffer<MlaDecodeDevicePlan>::FromHost({DevicePlanOf(plan)}));
+  const MlaDecodeLaunch launch{.device_plan = device_plan.get(),
+                              .workspace = workspace.get(),
+                              .workspace_bytes = plan.workspace_bytes};
   cudaStream_t stream = nullptr;
   MLA_ASSERT_OK(CudaStatus(cudaStreamCreate(&stream), "stream"));  // orders with Fill's memset
   Reference direct;
@@ -321,7 +346,7 @@ TEST(GpuMlaDecodeAttention, CapturesInCudaGraph) {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   MLA_ASSERT_OK(CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "capture"));
-  const absl::Status launched = MlaDecodeAttention(d.params, plan, workspace.get(), stream);
+  const absl::Status launched = MlaDecodeAttention(d.params, plan, launch, stream);
   MLA_ASSERT_OK(CudaStatus(cudaStreamEndCapture(stream, &graph), "end capture"));
   MLA_ASSERT_OK(launched);
   MLA_ASSERT_OK(CudaStatus(cudaGraphInstantiate(&exec, graph, 0), "instantiate"));
@@ -334,14 +359,168 @@ TEST(GpuMlaDecodeAttention, CapturesInCudaGraph) {
   cudaStreamDestroy(stream);
 }
 
-// Bad shapes are refused with a message that names the field (STYLE.md F6). No GPU needed:
-// validation runs before any CUDA call.
+// A fixed launch captured once in a CUDA graph serves three different steps: before each
+// replay the step's device plan is copied into the one plan buffer and its inputs into the same
+// buffers, laid out in the graph's fixed shapes (kMaxSeqs sequences, the unused ones empty;
+// block tables of a fixed width; one cache pool). Steps: a ragged batch whose long row is cut,
+// 170 rows of 2-row sequences with one lane per row (more lanes than kMaxLanes), and 17
+// sequences of 0-3 rows in lanes of 2 tiles (many cuts, lanes of several rows); all fewer rows
+// than the bound. Each replay matches the CPU and, bit for bit, a plain launch of the same plan;
+// output rows past the step's rows keep their NaN poison.
+TEST(GpuMlaDecodeAttention, FixedLaunchGraphReplaysNewPlans) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  constexpr int64_t kHeads = 128, kMaxTokens = 192, kMaxSeqs = 96;
+  const MlaDims dims = V3Dims(kHeads);
+  std::vector<Problem> steps;
+  std::vector<MlaDecodePlan> plans;
+  steps.push_back(MakeProblem(dims, {1, 63, 64, 65, 3000, 130, 700}, std::vector<int32_t>(7, 1), rng));
+  plans.push_back(Plan(steps.back(), NumSms()));
+  ASSERT_GT(plans.back().cuts.num_cuts, 0);
+  std::uniform_int_distribution<int32_t> short_len(2, 300), long_len(3, 2000), rows(0, 3);
+  std::vector<int32_t> contexts(85), q_lens(85, 2);
+  for (int32_t& c : contexts) c = short_len(rng);
+  steps.push_back(MakeProblem(dims, contexts, q_lens, rng));
+  plans.push_back(Plan(steps.back(), NumSms(), {.lanes_are_tokens = true}));
+  ASSERT_GT(plans.back().schedule.num_lanes, kMaxLanes);
+  contexts.assign(17, 0);
+  q_lens.assign(17, 0);
+  for (size_t s = 1; s < contexts.size(); ++s) {
+    q_lens[s] = rows(rng);
+    contexts[s] = q_lens[s] == 0 ? 0 : long_len(rng);
+  }
+  steps.push_back(MakeProblem(dims, contexts, q_lens, rng));
+  plans.push_back(Plan(steps.back(), NumSms(), {.lane_keys = 128}));
+  ASSERT_GT(plans.back().cuts.num_cuts, 1);
+
+  int64_t table_width = 0, pool_blocks = 0;
+  for (const Problem& p : steps) {
+    ASSERT_LT(p.tokens(), kMaxTokens);
+    ASSERT_LE(static_cast<int64_t>(p.context_lens.size()), kMaxSeqs);
+    table_width = std::max(table_width, p.max_blocks);
+    pool_blocks = std::max(pool_blocks, p.num_blocks);
+  }
+  const MlaDecodeLaunchBounds bounds = MlaDecodeBoundsFor(kMaxTokens, kHeads);
+  const int64_t out_rows = kMaxTokens * kHeads;
+  DeviceProblem d;
+  MLA_ASSERT_OK_AND_ASSIGN(d.q_start, DeviceBuffer<int32_t>::Allocate(kMaxSeqs + 1));
+  MLA_ASSERT_OK_AND_ASSIGN(d.context_lens, DeviceBuffer<int32_t>::Allocate(kMaxSeqs));
+  MLA_ASSERT_OK_AND_ASSIGN(d.block_tables, DeviceBuffer<int32_t>::Allocate(kMaxSeqs * table_width));
+  MLA_ASSERT_OK_AND_ASSIGN(d.cache, DeviceBuffer<bf16>::Allocate(pool_blocks * kBlockSize * 576));
+  MLA_ASSERT_OK_AND_ASSIGN(d.q_abs, DeviceBuffer<float>::Allocate(out_rows * 576));
+  MLA_ASSERT_OK_AND_ASSIGN(d.out, DeviceBuffer<float>::Allocate(out_rows * 512));
+  MLA_ASSERT_OK_AND_ASSIGN(d.lse, DeviceBuffer<float>::Allocate(out_rows));
+  MLA_ASSERT_OK_AND_ASSIGN(auto device_plan, DeviceBuffer<MlaDecodeDevicePlan>::Allocate(1));
+  MLA_ASSERT_OK_AND_ASSIGN(auto workspace, DeviceBuffer<unsigned char>::Allocate(bounds.workspace_bytes));
+  d.params.dims = dims;
+  d.params.batch = {.num_seqs = kMaxSeqs, .q_start = d.q_start.get(),
+                    .context_lens = d.context_lens.get(), .block_tables = d.block_tables.get(),
+                    .max_blocks_per_seq = table_width};
+  d.params.cache = {.data = d.cache.get(), .num_blocks = pool_blocks, .d_latent = 512, .d_rope = 64};
+  d.params.q_abs = d.q_abs.get();
+  d.params.softmax_scale = steps[0].scale;
+  d.params.out_latent = d.out.get();
+  d.params.lse = d.lse.get();
+  const MlaDecodeLaunch fixed{.device_plan = device_plan.get(), .workspace = workspace.get(),
+                              .workspace_bytes = bounds.workspace_bytes,
+                              .grid_lanes = bounds.grid_lanes};
+
+  cudaStream_t stream = nullptr;
+  MLA_ASSERT_OK(CudaStatus(cudaStreamCreate(&stream), "stream"));
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  MLA_ASSERT_OK(CudaStatus(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "capture"));
+  const absl::Status launched = MlaDecodeAttention(d.params, plans[0], fixed, stream);
+  MLA_ASSERT_OK(CudaStatus(cudaStreamEndCapture(stream, &graph), "end capture"));
+  MLA_ASSERT_OK(launched);
+  MLA_ASSERT_OK(CudaStatus(cudaGraphInstantiate(&exec, graph, 0), "instantiate"));
+
+  auto copy = [&](void* dst, const void* src, size_t bytes) {
+    return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "upload");
+  };
+  auto poison_outputs = [&] {
+    const absl::Status s = CudaStatus(cudaMemsetAsync(d.out.get(), 0xff, d.out.bytes(), stream), "poison");
+    return s.ok() ? CudaStatus(cudaMemsetAsync(d.lse.get(), 0xff, d.lse.bytes(), stream), "poison") : s;
+  };
+  auto download = [&](Reference& got) -> absl::Status {
+    if (absl::Status s = CudaStatus(cudaStreamSynchronize(stream), "sync"); !s.ok()) return s;
+    absl::StatusOr<std::vector<float>> out = d.out.ToHost(), lse = d.lse.ToHost();
+    if (!out.ok() || !lse.ok()) return out.ok() ? lse.status() : out.status();
+    got = {std::move(*out), std::move(*lse)};
+    return absl::OkStatus();
+  };
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const Problem& p = steps[k];
+    const MlaDecodePlan& plan = plans[k];
+    const int64_t num_seqs = static_cast<int64_t>(p.context_lens.size()), tokens = p.tokens();
+    std::printf("step %zu: %lld rows, %d lanes%s, %d cut rows\n", k, static_cast<long long>(tokens),
+                plan.schedule.num_lanes, plan.schedule.lanes_are_tokens ? " (one per row)" : "",
+                plan.cuts.num_cuts);
+    // The step in the graph's shapes: trailing empty sequences, tables of table_width entries.
+    std::vector<int32_t> q_start(p.q_start), context_lens(p.context_lens);
+    q_start.resize(kMaxSeqs + 1, static_cast<int32_t>(tokens));
+    context_lens.resize(kMaxSeqs, 0);
+    std::vector<int32_t> tables(kMaxSeqs * table_width, kHugeBlock);
+    for (int64_t s = 0; s < num_seqs; ++s) {
+      std::copy_n(p.block_tables.begin() + s * p.max_blocks, p.max_blocks,
+                  tables.begin() + s * table_width);
+    }
+    const MlaDecodeDevicePlan step_plan = DevicePlanOf(plan);
+    MLA_ASSERT_OK(d.cache.Fill(0xff));  // blocks past the step's stay NaN
+    MLA_ASSERT_OK(d.q_abs.Fill(0xff));  // rows past the step's too
+    MLA_ASSERT_OK(copy(d.q_start.get(), q_start.data(), q_start.size() * sizeof(int32_t)));
+    MLA_ASSERT_OK(copy(d.context_lens.get(), context_lens.data(), context_lens.size() * sizeof(int32_t)));
+    MLA_ASSERT_OK(copy(d.block_tables.get(), tables.data(), tables.size() * sizeof(int32_t)));
+    MLA_ASSERT_OK(copy(d.cache.get(), p.cache.data(), p.cache.size() * sizeof(bf16)));
+    MLA_ASSERT_OK(copy(d.q_abs.get(), p.q_abs.data(), p.q_abs.size() * sizeof(float)));
+    MLA_ASSERT_OK(copy(device_plan.get(), &step_plan, sizeof(step_plan)));
+    MLA_ASSERT_OK(poison_outputs());
+    MLA_ASSERT_OK(CudaStatus(cudaGraphLaunch(exec, stream), "graph replay"));
+    Reference replayed;
+    MLA_ASSERT_OK(download(replayed));
+
+    const Reference ref = RunCpu(p);
+    const int64_t rows = tokens * kHeads;
+    const Reference head{{replayed.out.begin(), replayed.out.begin() + rows * 512},
+                         {replayed.lse.begin(), replayed.lse.begin() + rows}};
+    ExpectMatches("step " + std::to_string(k) + " replay", head, ref);
+    const std::vector<float> poison_out(replayed.out.begin() + rows * 512, replayed.out.end());
+    const std::vector<float> poison_lse(replayed.lse.begin() + rows, replayed.lse.end());
+    auto all_poison = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(), [](float x) {
+        uint32_t bits;
+        std::memcpy(&bits, &x, sizeof(bits));
+        return bits == 0xffffffffu;
+      });
+    };
+    EXPECT_TRUE(all_poison(poison_out) && all_poison(poison_lse))
+        << "step " << k << ": rows past the step's " << tokens << " were written";
+
+    MLA_ASSERT_OK_AND_ASSIGN(auto plain_workspace,
+                             DeviceBuffer<unsigned char>::Allocate(plan.workspace_bytes));
+    const MlaDecodeLaunch plain{.device_plan = device_plan.get(),
+                                .workspace = plain_workspace.get(),
+                                .workspace_bytes = plan.workspace_bytes};
+    MLA_ASSERT_OK(poison_outputs());
+    MLA_ASSERT_OK(MlaDecodeAttention(d.params, plan, plain, stream));
+    Reference direct;
+    MLA_ASSERT_OK(download(direct));
+    EXPECT_TRUE(SameBits(direct.out, replayed.out) && SameBits(direct.lse, replayed.lse))
+        << "step " << k << ": the replayed fixed launch differs from a plain launch";
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+// Bad shapes and launches are refused with a message that names the field (STYLE.md F6). No
+// GPU needed: validation runs before any CUDA call (the pointers below are never used).
 TEST(GpuMlaDecodeAttention, RejectsUnsupportedDimsAndMismatchedPlan) {
   MlaDecodeParams params;
   params.dims = {.heads = 128, .d_latent = 256, .d_rope = 64, .d_nope = 128, .d_v = 128};
   const std::vector<int32_t> q_start = {0, 1}, short_context = {64}, long_context = {4096};
   const MlaDecodePlan plan = PlanMlaDecode(q_start, short_context, 128, 132);
-  absl::Status s = MlaDecodeAttention(params, plan, nullptr, nullptr);
+  absl::Status s = MlaDecodeAttention(params, plan, MlaDecodeLaunch{}, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(s.message(),
             "MlaDecodeAttention: dims.d_latent must be 512 and dims.d_rope 64, got 256 and 64");
@@ -349,16 +528,49 @@ TEST(GpuMlaDecodeAttention, RejectsUnsupportedDimsAndMismatchedPlan) {
   params.dims.d_latent = 512;
   params.cache = {.data = nullptr, .num_blocks = 1, .d_latent = 512, .d_rope = 64};
   params.dims.heads = 16;
-  s = MlaDecodeAttention(params, plan, nullptr, nullptr);
+  s = MlaDecodeAttention(params, plan, MlaDecodeLaunch{}, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "MlaDecodeAttention: plan.heads is 128 but dims.heads is 16");
 
   params.dims.heads = 128;
+  s = MlaDecodeAttention(params, plan, MlaDecodeLaunch{}, nullptr);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "MlaDecodeAttention: launch.device_plan must be a 16-byte aligned "
+                         "device copy of the plan (DevicePlanOf), got 0");
+
+  MlaDecodeLaunch launch{.device_plan = reinterpret_cast<const MlaDecodeDevicePlan*>(uintptr_t{1} << 20)};
   const MlaDecodePlan split = PlanMlaDecode(q_start, long_context, 128, 132);
   ASSERT_GT(split.cuts.num_cuts, 0);
-  s = MlaDecodeAttention(params, split, nullptr, nullptr);
+  s = MlaDecodeAttention(params, split, launch, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "needs a 16-byte aligned workspace")) << s;
+  EXPECT_EQ(s.message(), absl::StrCat("MlaDecodeAttention: launch.workspace must be 16-byte "
+                                      "aligned and hold ", split.workspace_bytes, " bytes (",
+                                      split.num_slots(), " slots of 128 heads), got 0 bytes at 0"));
+  s = MlaDecodeCombine(split, launch, nullptr, nullptr, nullptr);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "MlaDecodeCombine: launch.workspace must be")) << s;
+
+  launch.grid_lanes = 64;  // a fixed launch must cover kMaxLanes lanes
+  s = MlaDecodeAttention(params, split, launch, nullptr);
+  EXPECT_EQ(s.message(), "MlaDecodeAttention: launch.grid_lanes must be 0 (a plain launch) or in "
+                         "[160, 2^31 / 2) (MlaDecodeBoundsFor), got 64");
+  std::vector<int32_t> many_rows = {0}, many_contexts;
+  for (int i = 0; i < 300; ++i) {
+    many_rows.push_back(i + 1);
+    many_contexts.push_back(64);
+  }
+  const MlaDecodePlan rows = PlanMlaDecode(many_rows, many_contexts, 128, 132, {.lanes_are_tokens = true});
+  launch.grid_lanes = MlaDecodeBoundsFor(200, 128).grid_lanes;
+  s = MlaDecodeAttention(params, rows, launch, nullptr);
+  EXPECT_EQ(s.message(),
+            "MlaDecodeAttention: the plan has 300 lanes (300 tokens), more than launch.grid_lanes 200");
+  launch.grid_lanes = MlaDecodeBoundsFor(300, 128).grid_lanes;
+  launch.workspace = reinterpret_cast<void*>(uintptr_t{1} << 21);
+  launch.workspace_bytes = split.workspace_bytes;  // a plain launch's is too small for a fixed one
+  s = MlaDecodeAttention(params, rows, launch, nullptr);
+  EXPECT_TRUE(absl::StrContains(
+      s.message(), absl::StrCat("hold ", MlaDecodeBoundsFor(300, 128).workspace_bytes,
+                                " bytes (320 slots of 128 heads, a fixed launch)")))
+      << s;
 }
 
 }  // namespace

@@ -74,6 +74,12 @@ __device__ __forceinline__ void TmaLoad2d(void* dst, const CUtensorMap* map, int
       : "memory");
 }
 
+// Starts fetching the tensor map `map` (as for TmaLoad2d) into the descriptor cache, so that the
+// first TmaLoad2d does not wait for it. A hint: no completion to wait for.
+__device__ __forceinline__ void PrefetchTensorMap(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
 // Orders this thread's earlier ordinary shared-memory stores before later async-proxy reads
 // (wgmma operands) that a barrier orders after them.
 __device__ __forceinline__ void FenceProxyAsync() {

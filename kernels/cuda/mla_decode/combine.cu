@@ -1,24 +1,32 @@
 // Combine of the split-KV decode (plan.h's workspace -> the final output), STYLE.md F4 / I2.
 //
 // For each (cut token t, head) row, over the lanes i = first_lane .. last_lane holding a piece
-// of t (slot 2i if t is lane i's first token, else 2i + 1; plan.h):
+// of t (slot cut.first_slot in first_lane, 2i in the later ones, which begin inside t; plan.h):
 //   (m, d) = Merge over i of (m_i, d_i)                                   SoftmaxState, fp32
 //   o      = sum_i theirs_i * partial_out_i,  theirs_i = exp(m_i - m)     (Merge's factor)
 //   out_latent = o / d,  lse = m + ln d
 // partial_out [slots, heads, 512] f32 (unnormalised), partial_state [slots, heads] (m, d) f32;
 // out_latent [tokens, heads, 512], lse [tokens, heads] (may be null). Rows of tokens that are
 // not cut were written by the split kernel and are not touched.
-// One block of 128 threads per (cut, head) row, 4 columns (one float4) per thread. The pieces'
-// states go through shared memory first, so the final (m, d) and every factor are known before
-// the partial rows are read, and those reads are independent (a row cut into 66 pieces costs a
-// few memory latencies, not 66 in a chain).
+// The cuts come from the device plan (one 16-byte load per row, with num_cuts beside it), so a
+// launch captured in a CUDA graph follows the plan uploaded for each replay. One block of 128
+// threads per (cut, head) row, 4 columns (one float4) per thread: a plain launch has exactly
+// num_cuts * heads blocks; a fixed one has one wave of blocks (at most kMaxLanes * heads) that
+// stride over the rows, and those past num_cuts * heads exit. The pieces' states go through
+// shared memory first, so the final (m, d) and every factor are known before the partial rows
+// are read, and those reads are independent (a row cut into 66 pieces costs a few memory
+// latencies, not 66 in a chain).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_decode/config.h"
+#include "kernels/cuda/mla_decode/launch_checks.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
 #include "kernels/softmax_state.h"
 
@@ -27,55 +35,87 @@ namespace {
 
 constexpr int kThreads = mla_decode::kDLatent / 4;
 
+// One 16-byte load of a cut (read-only while the kernel runs: the non-coherent path).
+__device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
+  const int4 v = __ldg(reinterpret_cast<const int4*>(cut));
+  return MlaDecodeCut{.token = v.x, .first_lane = v.y, .last_lane = v.z, .first_slot = v.w};
+}
+
 __global__ void __launch_bounds__(kThreads)
-    MlaDecodeCombineKernel(const __grid_constant__ MlaDecodeSchedule schedule,
-                           const __grid_constant__ MlaDecodeCuts cuts, int64_t heads,
-                           const float* partial_out, const float2* partial_state,
-                           float* out_latent, float* lse) {
+    MlaDecodeCombineKernel(const MlaDecodeCuts* cuts, int64_t heads, const float* partial_out,
+                           const float2* partial_state, float* out_latent, float* lse) {
   __shared__ float2 piece_state[kMaxLanes];  // (m, d) of each piece of the row
-  __shared__ int64_t piece_slot[kMaxLanes];
-  const MlaDecodeCut& cut = cuts.cut[blockIdx.x / heads];
-  const int64_t head = blockIdx.x % heads;
-  const int pieces = cut.last_lane - cut.first_lane + 1;
-  for (int i = threadIdx.x; i < pieces; i += kThreads) {
-    const int32_t lane = cut.first_lane + i;
-    const int64_t slot = 2 * int64_t{lane} + (schedule.lane_begin[lane].token == cut.token ? 0 : 1);
-    piece_slot[i] = slot;
-    piece_state[i] = partial_state[slot * heads + head];
-  }
-  __syncthreads();
-  SoftmaxState total;  // the row's (m, d): every thread merges the pieces in the same order
-  for (int i = 0; i < pieces; ++i) total.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y});
-  float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  // Both loads at once: blockIdx.x < kMaxLanes * heads (the launcher's grid), so the first
+  // row's cut index is inside the array before num_cuts is known.
+  const int64_t rows = int64_t{__ldg(&cuts->num_cuts)} * heads;
+  MlaDecodeCut cut = LoadCut(&cuts->cut[blockIdx.x / heads]);
+  for (int64_t row_index = blockIdx.x; row_index < rows; row_index += gridDim.x) {
+    if (row_index != blockIdx.x) cut = LoadCut(&cuts->cut[row_index / heads]);
+    const int64_t head = row_index % heads;
+    const int pieces = cut.last_lane - cut.first_lane + 1;
+    auto slot_of = [&](int i) {  // piece i of the row: lane first_lane + i
+      return i == 0 ? int64_t{cut.first_slot} : 2 * (int64_t{cut.first_lane} + i);
+    };
+    for (int i = threadIdx.x; i < pieces; i += kThreads) {
+      piece_state[i] = partial_state[slot_of(i) * heads + head];
+    }
+    __syncthreads();
+    SoftmaxState total;  // the row's (m, d): every thread merges the pieces in the same order
+    for (int i = 0; i < pieces; ++i) total.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y});
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 8
-  for (int i = 0; i < pieces; ++i) {
-    SoftmaxState probe = total;  // m_i <= m: Merge's `theirs` is exp(m_i - m), 0 if empty
-    const float w = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
-    const float4 o = reinterpret_cast<const float4*>(
-        partial_out + (piece_slot[i] * heads + head) * mla_decode::kDLatent)[threadIdx.x];
-    acc.x += w * o.x;
-    acc.y += w * o.y;
-    acc.z += w * o.z;
-    acc.w += w * o.w;
+    for (int i = 0; i < pieces; ++i) {
+      SoftmaxState probe = total;  // m_i <= m: Merge's `theirs` is exp(m_i - m), 0 if empty
+      const float w = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
+      const float4 o = reinterpret_cast<const float4*>(
+          partial_out + (slot_of(i) * heads + head) * mla_decode::kDLatent)[threadIdx.x];
+      acc.x += w * o.x;
+      acc.y += w * o.y;
+      acc.z += w * o.z;
+      acc.w += w * o.w;
+    }
+    const float inv_sum = total.InverseSum();
+    const int64_t row = cut.token * heads + head;
+    reinterpret_cast<float4*>(out_latent + row * mla_decode::kDLatent)[threadIdx.x] =
+        make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum);
+    if (lse != nullptr && threadIdx.x == 0) lse[row] = total.Lse();
+    if (row_index + gridDim.x < rows) __syncthreads();  // piece_state is rewritten next
   }
-  const float inv_sum = total.InverseSum();
-  const int64_t row = cut.token * heads + head;
-  reinterpret_cast<float4*>(out_latent + row * mla_decode::kDLatent)[threadIdx.x] =
-      make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum);
-  if (lse != nullptr && threadIdx.x == 0) lse[row] = total.Lse();
+}
+
+// Blocks of a fixed launch: one wave at the kernel's occupancy, at most one per possible row.
+absl::StatusOr<int64_t> FixedLaunchBlocks(int64_t heads) {
+  int device = 0, sms = 0, per_sm = 0;
+  MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  MLA_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  MLA_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, MlaDecodeCombineKernel, kThreads, 0));
+  return std::clamp<int64_t>(int64_t{sms} * per_sm, 1, int64_t{kMaxLanes} * heads);
 }
 
 }  // namespace
 
-absl::Status MlaDecodeCombine(const MlaDecodePlan& plan, const void* workspace, float* out_latent,
-                              float* lse, cudaStream_t stream) {
-  const int64_t rows = int64_t{plan.cuts.num_cuts} * plan.heads;
-  if (rows == 0) return absl::OkStatus();
-  const float* partial_out = static_cast<const float*>(workspace);
+absl::Status MlaDecodeCombine(const MlaDecodePlan& plan, const MlaDecodeLaunch& launch,
+                              float* out_latent, float* lse, cudaStream_t stream) {
+  const bool fixed = launch.grid_lanes > 0;
+  if (!fixed && plan.cuts.num_cuts == 0) return absl::OkStatus();
+  if (absl::Status s = mla_decode::CheckMlaDecodeCombine(plan, launch, out_latent); !s.ok()) {
+    return s;
+  }
+  const int64_t heads = plan.heads;
+  int64_t blocks = int64_t{plan.cuts.num_cuts} * heads;
+  if (fixed) {
+    absl::StatusOr<int64_t> wave = FixedLaunchBlocks(heads);
+    if (!wave.ok()) return wave.status();
+    blocks = *wave;
+  }
+  const int64_t slots = mla_decode::WorkspaceSlots(plan, launch);
+  const float* partial_out = static_cast<const float*>(launch.workspace);
   const float2* partial_state =
-      reinterpret_cast<const float2*>(partial_out + plan.partial_out_floats());
-  MlaDecodeCombineKernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-      plan.schedule, plan.cuts, plan.heads, partial_out, partial_state, out_latent, lse);
+      reinterpret_cast<const float2*>(partial_out + slots * heads * mla_decode::kDLatent);
+  MlaDecodeCombineKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      &launch.device_plan->cuts, heads, partial_out, partial_state, out_latent, lse);
   return LaunchStatus("MlaDecodeCombineKernel");
 }
 

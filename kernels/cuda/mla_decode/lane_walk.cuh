@@ -1,6 +1,8 @@
 // The lane walk of the decode kernel (plan.h): the pieces (one row's tiles) of a lane, in order,
-// as the producer and both warpgroups of splitkv.cu see them. STYLE.md T4: `warp::` functions
-// are warp-collective (every lane of the warp calls them together).
+// as the producer and both warpgroups of splitkv.cu see them, from the lane's bounds that every
+// thread of the CTA loads once from the device schedule (LoadLaneRecord). STYLE.md T4: `warp::`
+// functions are warp-collective (every lane of the warp calls them together), `thread::` ones
+// are per thread.
 #ifndef MLASERVE_KERNELS_CUDA_MLA_DECODE_LANE_WALK_CUH_
 #define MLASERVE_KERNELS_CUDA_MLA_DECODE_LANE_WALK_CUH_
 
@@ -21,6 +23,11 @@ struct Piece {
   int32_t slot = 0;        // workspace slot when the token is cut
   int64_t seq = 0;
   bool whole = false;      // the piece covers all of the token's tiles
+};
+
+// The bounds of a CTA's lane: its tiles from `begin` up to (not including) `end`.
+struct LaneSpan {
+  MlaDecodeTilePos begin, end;
 };
 
 namespace warp {
@@ -44,19 +51,49 @@ __device__ __forceinline__ int64_t FindSequence(const RaggedBatch& b, int32_t to
   return count;
 }
 
+}  // namespace warp
+
+namespace thread {
+
+// 8 bytes of the device plan (read-only while the kernels run: the non-coherent path).
+__device__ __forceinline__ MlaDecodeTilePos LoadTilePos(const MlaDecodeTilePos* pos) {
+  const int2 v = __ldg(reinterpret_cast<const int2*>(pos));
+  return MlaDecodeTilePos{v.x, v.y};
+}
+
+// What a CTA reads of the device schedule, once, first thing: the lane count and lane `lane`'s
+// boundaries. The four loads are independent (the lane_begin indices are clamped into the
+// array, so they need not wait for lanes_are_tokens, under which lane may pass kMaxLanes): one
+// memory latency, which the kernel overlaps with its barrier set-up before it calls Span().
+struct LaneRecord {
+  int32_t num_lanes;
+  int32_t lanes_are_tokens;
+  MlaDecodeTilePos begin, end;  // lane_begin[lane], lane_begin[lane + 1] (clamped)
+
+  // The lane's bounds (selects, not a branch).
+  __device__ __forceinline__ LaneSpan Span(int lane) const {
+    const bool whole = lanes_are_tokens != 0;
+    return LaneSpan{{whole ? lane : begin.token, whole ? 0 : begin.tile},
+                    {whole ? lane + 1 : end.token, whole ? 0 : end.tile}};
+  }
+};
+
+__device__ __forceinline__ LaneRecord LoadLaneRecord(const MlaDecodeSchedule& s, int lane) {
+  return LaneRecord{.num_lanes = __ldg(&s.num_lanes),
+                    .lanes_are_tokens = __ldg(&s.lanes_are_tokens),
+                    .begin = LoadTilePos(&s.lane_begin[min(lane, kMaxLanes)]),
+                    .end = LoadTilePos(&s.lane_begin[min(lane + 1, kMaxLanes)])};
+}
+
+}  // namespace thread
+
+namespace warp {
+
 // The pieces of one lane in order (plan.h). Next() is warp-collective.
 class LaneWalk {
  public:
-  __device__ __forceinline__ LaneWalk(const MlaDecodeSchedule& s, int lane) : lane_(lane) {
-    if (s.lanes_are_tokens) {
-      begin_ = {lane, 0};
-      end_ = {lane + 1, 0};
-    } else {
-      begin_ = s.lane_begin[lane];
-      end_ = s.lane_begin[lane + 1];
-    }
-    token_ = begin_.token;
-  }
+  __device__ __forceinline__ LaneWalk(const LaneSpan& span, int lane)
+      : lane_(lane), token_(span.begin.token), begin_(span.begin), end_(span.end) {}
 
   __device__ __forceinline__ bool Next(const RaggedBatch& b, Piece& piece) {
     if (token_ > end_.token || (token_ == end_.token && end_.tile == 0)) return false;

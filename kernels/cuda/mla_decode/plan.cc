@@ -56,13 +56,30 @@ void FindCuts(MlaDecodePlan& plan) {
       cuts.cut[cuts.num_cuts - 1].last_lane = lane;
       continue;
     }
-    // The first lane beginning inside this token: the lane before it holds (token, 0).
-    cuts.cut[cuts.num_cuts++] =
-        MlaDecodeCut{.token = begin.token, .first_lane = lane - 1, .last_lane = lane};
+    // The first lane beginning inside this token: the lane before it holds (token, 0), as its
+    // first token (slot 2 (lane - 1)) or after others (slot 2 (lane - 1) + 1).
+    const bool first_token = s.lane_begin[lane - 1].token == begin.token;
+    const int32_t first_slot = 2 * (lane - 1) + (first_token ? 0 : 1);
+    cuts.cut[cuts.num_cuts++] = MlaDecodeCut{
+        .token = begin.token, .first_lane = lane - 1, .last_lane = lane, .first_slot = first_slot};
   }
 }
 
 }  // namespace
+
+MlaDecodeDevicePlan DevicePlanOf(const MlaDecodePlan& plan) {
+  return MlaDecodeDevicePlan{.schedule = plan.schedule, .cuts = plan.cuts};
+}
+
+int64_t MlaDecodeWorkspaceBytes(int64_t slots, int64_t heads) {
+  const int64_t states = slots * heads;
+  return static_cast<int64_t>(sizeof(float)) * (states * mla_decode::kDLatent + 2 * states);
+}
+
+MlaDecodeLaunchBounds MlaDecodeBoundsFor(int64_t max_tokens, int64_t heads) {
+  return MlaDecodeLaunchBounds{.grid_lanes = std::max<int64_t>(kMaxLanes, max_tokens),
+                               .workspace_bytes = MlaDecodeWorkspaceBytes(kMaxSlots, heads)};
+}
 
 std::vector<int32_t> MlaDecodeTokenTiles(std::span<const int32_t> q_start,
                                          std::span<const int32_t> context_lens) {
@@ -140,9 +157,7 @@ MlaDecodePlan PlanMlaDecode(std::span<const int32_t> q_start,
   s.lane_begin[s.num_lanes] = {static_cast<int32_t>(tokens), 0};
   FindCuts(plan);
   if (plan.cuts.num_cuts > 0) {
-    const int64_t states = plan.num_slots() * heads;
-    plan.workspace_bytes =
-        static_cast<int64_t>(sizeof(float)) * (states * mla_decode::kDLatent + 2 * states);
+    plan.workspace_bytes = MlaDecodeWorkspaceBytes(plan.num_slots(), heads);
   }
   return plan;
 }

@@ -6,8 +6,10 @@
 // Shapes: q_abs [tokens, heads, 576] f32; cache [num_blocks, 64, 576] bf16 (paged by
 // block_tables); out_latent [tokens, heads, 512] f32; lse [tokens, heads] f32.
 //
-// Grid: one CTA per (lane, head group) of the plan (plan.h); a lane is a run of (token, key
-// tile) work, walked in order as "pieces" (one token's tiles within the lane). Per CTA
+// Grid: one CTA per (lane, head group) of the plan (plan.h), or of a fixed launch's grid_lanes
+// lanes, whose CTAs past the plan's lanes exit at once; a lane is a run of (token, key tile)
+// work, walked in order as "pieces" (one token's tiles within the lane). Each CTA reads its
+// lane's bounds from the device plan once, first thing (mla_decode.h, MlaDecodeLaunch). Per CTA
 // (config.h): one warp of warpgroup 1 streams the pieces' cache blocks (64 keys x 576) into a
 // two-stage shared-memory ring with TMA (9 boxes of 64 x 64, 128-byte swizzled), on full/empty
 // mbarriers; warpgroup 0 computes per tile
@@ -63,6 +65,7 @@
 #include "kernels/cuda/mla_decode/async_copy.cuh"
 #include "kernels/cuda/mla_decode/config.h"
 #include "kernels/cuda/mla_decode/lane_walk.cuh"
+#include "kernels/cuda/mla_decode/launch_checks.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
 #include "kernels/cuda/mla_decode/warpgroup.cuh"
 #include "kernels/mla_params.h"
@@ -89,8 +92,10 @@ static_assert(kSmemBytes <= 232448, "more than an H100 block's shared memory");
 
 struct KernelArgs {
   MlaDecodeParams p;
+  const MlaDecodeSchedule* schedule = nullptr;  // the device plan's (read once per CTA)
+  int32_t head_groups = 1;            // ceil(heads / 64): fixed by heads, so not a plan read
   float scale_log2 = 0.0f;            // softmax_scale * log2(e)
-  float* partial_out = nullptr;       // [slots, heads, 512]; null when nothing is cut
+  float* partial_out = nullptr;       // [slots, heads, 512]; null when nothing can be cut
   float2* partial_state = nullptr;    // [slots, heads]: (m, d)
 };
 
@@ -102,9 +107,9 @@ namespace warp {
 class TileProducer {
  public:
   __device__ __forceinline__ TileProducer(const CUtensorMap& cache_map, const KernelArgs& a,
-                                          const MlaDecodeSchedule& s, int lane_index,
+                                          const LaneSpan& span, int lane_index,
                                           SharedStorage& smem)
-      : map_(cache_map), batch_(a.p.batch), smem_(smem), walk_(s, lane_index) {}
+      : map_(cache_map), batch_(a.p.batch), smem_(smem), walk_(span, lane_index) {}
 
   // Issues the next tile of the lane, if any (9 TMA boxes of 64 x 64 onto full[stage]).
   __device__ __forceinline__ void IssueNext() {
@@ -345,10 +350,10 @@ __device__ __forceinline__ void StoreOutput(const KernelArgs& a, const Piece& pi
 }
 
 // Warpgroup 0: scores, softmax, P handoff, left half of O.
-__device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const MlaDecodeSchedule& s,
-                                   int lane_index, int group, SharedStorage& smem) {
+__device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const LaneSpan& span,
+                                                   int lane_index, int group, SharedStorage& smem) {
   const int t = threadIdx.x;
-  mla_decode::warp::LaneWalk walk(s, lane_index);
+  mla_decode::warp::LaneWalk walk(span, lane_index);
   Piece piece;
   int it = 0;
   float o[kOutRegs];
@@ -411,15 +416,15 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const Ml
 // Warpgroup 1: right half of O, with P and the rescale factors from warpgroup 0; its first
 // warp also produces the tiles.
 __device__ __forceinline__ void RightValues(const CUtensorMap& cache_map, const KernelArgs& a,
-                                            const MlaDecodeSchedule& s, int lane_index, int group,
+                                            const LaneSpan& span, int lane_index, int group,
                                             SharedStorage& smem) {
   const bool producer = threadIdx.x / 32 == kProducerWarp;
-  mla_decode::warp::TileProducer tiles(cache_map, a, s, lane_index, smem);
+  mla_decode::warp::TileProducer tiles(cache_map, a, span, lane_index, smem);
   if (producer) {  // fill both stages
     tiles.IssueNext();
     tiles.IssueNext();
   }
-  mla_decode::warp::LaneWalk walk(s, lane_index);
+  mla_decode::warp::LaneWalk walk(span, lane_index);
   Piece piece;
   int it = 0;
   float o[kOutRegs];
@@ -455,14 +460,17 @@ namespace {
 
 __global__ void __launch_bounds__(kThreads, 1)
     MlaDecodeSplitKvKernel(const __grid_constant__ CUtensorMap cache_map,
-                           const __grid_constant__ KernelArgs args,
-                           const __grid_constant__ MlaDecodeSchedule schedule) {
+                           const __grid_constant__ KernelArgs args) {
   extern __shared__ unsigned char smem_raw[];
   const uintptr_t base = reinterpret_cast<uintptr_t>(smem_raw);
   SharedStorage& smem = *reinterpret_cast<SharedStorage*>(
       (base + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes * kSwizzleAtomBytes);
-  const int lane_index = blockIdx.x / schedule.head_groups;
-  const int group = blockIdx.x % schedule.head_groups;
+  const int lane_index = blockIdx.x / args.head_groups;
+  const int group = blockIdx.x % args.head_groups;
+  // Prologue: the lane's bounds from the device plan (one memory latency: every other load of
+  // the CTA depends on them) overlap the barrier set-up and the tensor map's fetch.
+  const thread::LaneRecord record = thread::LoadLaneRecord(*args.schedule, lane_index);
+  if (threadIdx.x == kProducerWarp * 32) thread::PrefetchTensorMap(&cache_map);
   if (threadIdx.x == 0) {
     for (int i = 0; i < kStages; ++i) {
       thread::MbarrierInit(&smem.full[i], 1);   // the producer's arrive (+ the TMA bytes)
@@ -470,55 +478,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     thread::FenceBarrierInit();
   }
+  if (lane_index >= record.num_lanes) return;  // a fixed launch's CTA past the plan (uniform)
+  const LaneSpan span = record.Span(lane_index);
   __syncthreads();
   if (threadIdx.x < kWarpgroupThreads) {
-    warpgroup::ScoreAndLeftValues(args, schedule, lane_index, group, smem);
+    warpgroup::ScoreAndLeftValues(args, span, lane_index, group, smem);
   } else {
-    warpgroup::RightValues(cache_map, args, schedule, lane_index, group, smem);
+    warpgroup::RightValues(cache_map, args, span, lane_index, group, smem);
   }
-}
-
-bool Aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
-absl::Status Validate(const MlaDecodeParams& params, const MlaDecodePlan& plan,
-                      const void* workspace) {
-  const MlaDims& dims = params.dims;
-  if (dims.d_latent != kDLatent || dims.d_rope != kDRope) {
-    return absl::UnimplementedError(absl::StrCat(
-        "MlaDecodeAttention: dims.d_latent must be ", kDLatent, " and dims.d_rope ", kDRope,
-        ", got ", dims.d_latent, " and ", dims.d_rope));
-  }
-  if (params.cache.d_latent != kDLatent || params.cache.d_rope != kDRope) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: cache.d_latent/d_rope must equal dims (", kDLatent, "/", kDRope,
-        "), got ", params.cache.d_latent, "/", params.cache.d_rope));
-  }
-  if (plan.heads != dims.heads || dims.heads <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("MlaDecodeAttention: plan.heads is ",
-                                                   plan.heads, " but dims.heads is ", dims.heads));
-  }
-  if (plan.schedule.head_groups != (dims.heads + kHeadsPerCta - 1) / kHeadsPerCta ||
-      plan.schedule.num_lanes < 0 || (!plan.schedule.lanes_are_tokens && plan.schedule.num_lanes > kMaxLanes)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: plan.schedule must have ceil(heads / ", kHeadsPerCta,
-        ") head groups and at most ", kMaxLanes, " lanes, got ", plan.schedule.head_groups,
-        " and ", plan.schedule.num_lanes));
-  }
-  if (plan.workspace_bytes > 0 && (workspace == nullptr || !Aligned16(workspace))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: the plan cuts ", plan.cuts.num_cuts,
-        " tokens and needs a 16-byte aligned workspace of ", plan.workspace_bytes, " bytes"));
-  }
-  if (!Aligned16(params.q_abs) || !Aligned16(params.cache.data) || !Aligned16(params.out_latent)) {
-    return absl::InvalidArgumentError(
-        "MlaDecodeAttention: q_abs, cache.data and out_latent must be 16-byte aligned");
-  }
-  if (params.cache.num_blocks <= 0 || params.cache.num_blocks > (int64_t{1} << 31) / kKeysPerTile) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MlaDecodeAttention: cache.num_blocks must be in [1, 2^31 / ", kKeysPerTile, "], got ",
-        params.cache.num_blocks));
-  }
-  return absl::OkStatus();
 }
 
 // The cache as a 2-D tensor [num_blocks * 64 rows, 576] bf16 for TMA, in 64 x 64 boxes that
@@ -561,21 +528,26 @@ absl::Status EncodeCacheMap(const LatentCache& cache, CUtensorMap* map) {
 }  // namespace mla_decode
 
 absl::Status MlaDecodeAttention(const MlaDecodeParams& params, const MlaDecodePlan& plan,
-                                void* workspace, cudaStream_t stream) {
+                                const MlaDecodeLaunch& launch, cudaStream_t stream) {
   using namespace mla_decode;  // NOLINT: the kernel's own constants
-  if (absl::Status s = Validate(params, plan, workspace); !s.ok()) return s;
-  if (plan.tokens == 0 || plan.schedule.num_lanes == 0) return absl::OkStatus();
+  if (absl::Status s = CheckMlaDecodeAttention(params, plan, launch); !s.ok()) return s;
+  const bool fixed = launch.grid_lanes > 0;
+  if (!fixed && (plan.tokens == 0 || plan.schedule.num_lanes == 0)) return absl::OkStatus();
 
   CUtensorMap cache_map;
   if (absl::Status s = EncodeCacheMap(params.cache, &cache_map); !s.ok()) return s;
   KernelArgs args;
   args.p = params;
+  args.schedule = &launch.device_plan->schedule;
+  args.head_groups = plan.schedule.head_groups;
   args.scale_log2 = params.softmax_scale * kLog2e;
-  if (plan.workspace_bytes > 0) {
-    args.partial_out = static_cast<float*>(workspace);
-    args.partial_state = reinterpret_cast<float2*>(args.partial_out + plan.partial_out_floats());
+  if (const int64_t slots = WorkspaceSlots(plan, launch); slots > 0) {
+    args.partial_out = static_cast<float*>(launch.workspace);
+    args.partial_state =
+        reinterpret_cast<float2*>(args.partial_out + slots * params.dims.heads * kDLatent);
   }
-  const dim3 grid(static_cast<unsigned>(int64_t{plan.schedule.num_lanes} * plan.schedule.head_groups));
+  const int64_t lanes = fixed ? launch.grid_lanes : plan.schedule.num_lanes;
+  const dim3 grid(static_cast<unsigned>(lanes * plan.schedule.head_groups));
   // The shared-memory opt-in once per device (a driver call per launch is host time that an
   // eager caller would see).
   static std::atomic<uint64_t> configured_devices{0};
@@ -587,10 +559,9 @@ absl::Status MlaDecodeAttention(const MlaDecodeParams& params, const MlaDecodePl
         MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
     configured_devices.fetch_or(bit, std::memory_order_release);
   }
-  MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(cache_map, args, plan.schedule);
+  MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(cache_map, args);
   if (absl::Status s = LaunchStatus("MlaDecodeSplitKvKernel"); !s.ok()) return s;
-  if (plan.cuts.num_cuts == 0) return absl::OkStatus();
-  return MlaDecodeCombine(plan, workspace, params.out_latent, params.lse, stream);
+  return MlaDecodeCombine(plan, launch, params.out_latent, params.lse, stream);
 }
 
 }  // namespace mla::kernels::cuda
