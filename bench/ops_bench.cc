@@ -70,6 +70,8 @@ const CaseDef kCases[] = {
     {"moe_gate", 64, BuildMoeGate},             {"moe_gate", 4096, BuildMoeGate},
     {"moe_dispatch", 64, BuildMoeDispatch},     {"moe_dispatch", 4096, BuildMoeDispatch},
     {"moe_combine", 64, BuildMoeCombine},       {"moe_combine", 4096, BuildMoeCombine},
+    {"moe_grouped_gate_up", 64, BuildMoeGroupedGateUp},
+    {"moe_grouped_down", 64, BuildMoeGroupedDown},
     {"sample_greedy", 64, BuildSampleGreedy},   {"sample_top_p", 64, BuildSampleTopP},
     {"prefill_attention", 4096, BuildPrefillAttention},
 };

@@ -124,6 +124,8 @@ absl::StatusOr<Prepared> BuildPrefillAttention(int64_t tokens);
 absl::StatusOr<Prepared> BuildMoeGate(int64_t tokens);
 absl::StatusOr<Prepared> BuildMoeDispatch(int64_t tokens);
 absl::StatusOr<Prepared> BuildMoeCombine(int64_t tokens);
+absl::StatusOr<Prepared> BuildMoeGroupedGateUp(int64_t tokens);
+absl::StatusOr<Prepared> BuildMoeGroupedDown(int64_t tokens);
 absl::StatusOr<Prepared> BuildSampleGreedy(int64_t tokens);
 absl::StatusOr<Prepared> BuildSampleTopP(int64_t tokens);
 

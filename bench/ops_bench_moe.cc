@@ -1,7 +1,8 @@
 // mla_ops_bench's MoE and sampling cases (ops_bench.h): MoeGate with V3's routing (256 experts,
 // top-8, 8 groups keeping 4, sigmoid, bias, scale 2.5), MoeDispatch and MoeCombine over random
-// routings (8 distinct experts per token, uniform), and Sample over [64, 129280] logits, greedy
-// and top-p (temperature 1, top_p 0.9, no top_k).
+// routings (8 distinct experts per token, uniform), the grouped experts (MoeGroupedGateUp,
+// MoeGroupedDown: all 256 experts local, a strided routing that spreads the rows evenly), and
+// Sample over [64, 129280] logits, greedy and top-p (temperature 1, top_p 0.9, no top_k).
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -10,9 +11,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "bench/ops_bench.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/moe/moe.h"
+#include "kernels/cuda/moe/moe_grouped.h"
 #include "kernels/cuda/sample/sample.h"
 #include "kernels/ops.h"
 
@@ -43,6 +46,53 @@ std::vector<int32_t> SortedPairs(const int32_t* ids, int64_t tokens) {
   std::stable_sort(pairs.begin(), pairs.end(),
                    [ids](int32_t a, int32_t b) { return ids[a] < ids[b]; });
   return pairs;
+}
+
+// Token t's choice c is expert (8t + c) % 256 (ops_torch_cases.py: grouped_routing): the rows
+// spread evenly, so from T = 32 on every expert has rows and all weights are read (T = 64: 2 rows
+// each, T = 1: 8 experts of 1 row).
+std::vector<int32_t> StridedExpertIds(int64_t tokens) {
+  std::vector<int32_t> ids(tokens * kTopK);
+  for (int64_t p = 0; p < tokens * kTopK; ++p) ids[p] = static_cast<int32_t>(p % kExperts);
+  return ids;
+}
+
+// expert_offsets [257] of a routing (cpu::MoeDispatch's CSR).
+std::vector<int32_t> ExpertOffsets(const std::vector<int32_t>& ids) {
+  std::vector<int32_t> offsets(kExperts + 1, 0);
+  for (int32_t e : ids) ++offsets[e + 1];
+  for (int64_t e = 0; e < kExperts; ++e) offsets[e + 1] += offsets[e];
+  return offsets;
+}
+
+// One grouped case's tensors: the experts' matrices once (GBs; rotating copies would not fit and
+// would not change what is read), the routing once, the activations per copy.
+struct GroupedState {
+  DeviceBuffer<bf16> w0, w1;                   // [256, out, in]: gate and up, or down
+  DeviceBuffer<const bf16*> w0_ptrs, w1_ptrs;  // [256] into them
+  DeviceBuffer<int32_t> offsets, pairs;        // [257], [T * 8]
+  DeviceBuffer<float> in, out;                 // per copy: x or act, and act or y
+};
+
+// `mats` matrices of [out, in] per expert in st.w0 (and st.w1), with their pointer arrays, and
+// the strided routing of `tokens`.
+absl::Status AllocGrouped(GroupedState& st, int mats, int64_t out, int64_t in, int64_t tokens) {
+  for (int m = 0; m < mats; ++m) {
+    DeviceBuffer<bf16>& w = m == 0 ? st.w0 : st.w1;
+    OPS_RETURN_IF_ERROR(AllocRandom(w, kExperts * out * in, 10 + m));
+    std::vector<const bf16*> ptrs(kExperts);
+    for (int64_t e = 0; e < kExperts; ++e) ptrs[e] = w.get() + e * out * in;
+    OPS_RETURN_IF_ERROR(Upload(m == 0 ? st.w0_ptrs : st.w1_ptrs, ptrs));
+  }
+  const std::vector<int32_t> ids = StridedExpertIds(tokens);
+  OPS_RETURN_IF_ERROR(Upload(st.offsets, ExpertOffsets(ids)));
+  return Upload(st.pairs, SortedPairs(ids.data(), tokens));
+}
+
+absl::Status CheckDecodeTokens(const char* op, int64_t tokens) {
+  if (tokens <= 256) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(op, " is for decode steps: T <= 256, got ", tokens));
 }
 
 }  // namespace
@@ -117,6 +167,55 @@ absl::StatusOr<Prepared> BuildMoeCombine(int64_t tokens) {
     return MoeCombine(st->expert_out.get() + k * m * kHidden, st->pairs.get() + k * m,
                       st->weights.get() + k * m, m, tokens, kTopK, kHidden, st->workspace.get(),
                       st->out.get() + k * tokens * kHidden, s);
+  };
+  return p;
+}
+
+// act [T * 8, 2048] = silu(x gate_e^T) * (x up_e^T) per expert's rows, all 256 experts local:
+// reads the gate and up matrices of the experts with rows ([2048, 7168] bf16 each), x [T, 7168]
+// f32, offsets and pairs; writes act f32. FLOPs 2 (T * 8) 7168 (2 * 2048).
+absl::StatusOr<Prepared> BuildMoeGroupedGateUp(int64_t tokens) {
+  OPS_RETURN_IF_ERROR(CheckDecodeTokens("moe_grouped_gate_up", tokens));
+  auto st = std::make_shared<GroupedState>();
+  const int64_t m = tokens * kTopK, active = std::min(m, kExperts);
+  Prepared p{.shape = Dims(m, kHidden) + "x" + Dims(kExperts, 2 * kMoeInter, kHidden),
+             .bytes = 2.0 * active * 2 * kMoeInter * kHidden + 4.0 * tokens * kHidden +
+                      4.0 * (kExperts + 1) + 4.0 * m + 4.0 * m * kMoeInter,
+             .flops = 2.0 * m * kHidden * 2 * kMoeInter};
+  p.copies = CopiesFor(p.bytes);
+  OPS_RETURN_IF_ERROR(AllocGrouped(*st, 2, kMoeInter, kHidden, tokens));
+  OPS_RETURN_IF_ERROR(AllocRandom(st->in, p.copies * tokens * kHidden, 1));
+  OPS_RETURN_IF_ERROR(Alloc(st->out, p.copies * m * kMoeInter));
+  p.run = [st, tokens, m](int k, cudaStream_t s) {
+    const MoeGroupedWeights w{.gate = st->w0_ptrs.get(), .up = st->w1_ptrs.get(),
+                              .expert_begin = 0, .num_experts = kExperts, .hidden = kHidden,
+                              .width = kMoeInter};
+    return MoeGroupedGateUp(st->in.get() + k * tokens * kHidden, st->offsets.get(),
+                            st->pairs.get(), kTopK, m, w, st->out.get() + k * m * kMoeInter, s);
+  };
+  return p;
+}
+
+// y [T * 8, 7168] = act down_e^T per expert's rows, all 256 experts local: reads the down
+// matrices of the experts with rows ([7168, 2048] bf16 each), act [T * 8, 2048] f32 and the
+// offsets; writes y f32. FLOPs 2 (T * 8) 2048 7168.
+absl::StatusOr<Prepared> BuildMoeGroupedDown(int64_t tokens) {
+  OPS_RETURN_IF_ERROR(CheckDecodeTokens("moe_grouped_down", tokens));
+  auto st = std::make_shared<GroupedState>();
+  const int64_t m = tokens * kTopK, active = std::min(m, kExperts);
+  Prepared p{.shape = Dims(m, kMoeInter) + "x" + Dims(kExperts, kHidden, kMoeInter),
+             .bytes = 2.0 * active * kHidden * kMoeInter + 4.0 * m * kMoeInter +
+                      4.0 * (kExperts + 1) + 4.0 * m * kHidden,
+             .flops = 2.0 * m * kMoeInter * kHidden};
+  p.copies = CopiesFor(p.bytes);
+  OPS_RETURN_IF_ERROR(AllocGrouped(*st, 1, kHidden, kMoeInter, tokens));
+  OPS_RETURN_IF_ERROR(AllocRandom(st->in, p.copies * m * kMoeInter, 1));
+  OPS_RETURN_IF_ERROR(Alloc(st->out, p.copies * m * kHidden));
+  p.run = [st, m](int k, cudaStream_t s) {
+    const MoeGroupedWeights w{.down = st->w0_ptrs.get(), .expert_begin = 0,
+                              .num_experts = kExperts, .hidden = kHidden, .width = kMoeInter};
+    return MoeGroupedDown(st->in.get() + k * m * kMoeInter, st->offsets.get(), m, w,
+                          st->out.get() + k * m * kHidden, s);
   };
   return p;
 }

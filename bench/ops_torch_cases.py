@@ -246,6 +246,66 @@ def spec_moe_combine(t):
                 note="out.index_add_(0, pairs // 8, expert_out * weights[pairs]) (fp32, atomics)")
 
 
+def grouped_routing(t):
+    """ops_bench_moe.cc's StridedExpertIds: token t's choice c is expert (8t + c) % 256. Returns
+    the sorted pairs (by expert, then pair: MoeDispatch's order) and (expert, first row, rows) for
+    each expert with rows."""
+    ids = torch.arange(t * TOP_K, device=DEV) % EXPERTS
+    pairs = torch.sort(ids, stable=True).indices
+    segments, row = [], 0
+    for e, n in enumerate(torch.bincount(ids, minlength=EXPERTS).tolist()):
+        if n:
+            segments.append((e, row, n))
+            row += n
+    return pairs, segments
+
+
+def experts_bf16(out, inp):
+    """[256, out, inp] bf16 uniform in [-1, 1), drawn in bf16 (no fp32 copy of GBs)."""
+    return torch.empty(EXPERTS, out, inp, device=DEV, dtype=BF16).uniform_(-1, 1)
+
+
+def spec_moe_grouped_gate_up(t):
+    m = t * TOP_K
+    def setup(copies):
+        gate, up = experts_bf16(MOE_INTER, H), experts_bf16(MOE_INTER, H)
+        pairs, segments = grouped_routing(t)
+        token_of = pairs // TOP_K
+        def one(x, act):
+            xb = x.to(BF16)
+            for e, r, n in segments:
+                xs = xb.index_select(0, token_of[r:r + n])
+                act[r:r + n] = F.silu(mm_f32(xs, gate[e])) * mm_f32(xs, up[e])
+        return [(lambda x=rand(t, H), a=torch.empty(m, MOE_INTER, device=DEV): one(x, a))
+                for _ in range(copies)]
+    return dict(shape=dims(m, H) + "x" + dims(EXPERTS, 2 * MOE_INTER, H),
+                bytes=2.0 * min(m, EXPERTS) * 2 * MOE_INTER * H + 4.0 * t * H +
+                4.0 * (EXPERTS + 1) + 4.0 * m + 4.0 * m * MOE_INTER,
+                flops=2.0 * m * H * 2 * MOE_INTER, setup=setup,
+                note="per expert with rows: x.to(bf16).index_select(rows), two torch.mm to fp32 "
+                     "(gate, up), F.silu(g) * u into act's rows (a loop of ~6 launches per "
+                     "expert; ours: one launch)")
+
+
+def spec_moe_grouped_down(t):
+    m = t * TOP_K
+    def setup(copies):
+        down = experts_bf16(H, MOE_INTER)
+        _, segments = grouped_routing(t)
+        def one(act, y):
+            ab = act.to(BF16)
+            for e, r, n in segments:
+                y[r:r + n] = mm_f32(ab[r:r + n], down[e])
+        return [(lambda a=rand(m, MOE_INTER), y=torch.empty(m, H, device=DEV): one(a, y))
+                for _ in range(copies)]
+    return dict(shape=dims(m, MOE_INTER) + "x" + dims(EXPERTS, H, MOE_INTER),
+                bytes=2.0 * min(m, EXPERTS) * H * MOE_INTER + 4.0 * m * MOE_INTER +
+                4.0 * (EXPERTS + 1) + 4.0 * m * H,
+                flops=2.0 * m * MOE_INTER * H, setup=setup,
+                note="act.to(bf16), then per expert with rows one torch.mm to fp32 into y's rows "
+                     "(a loop; ours: one launch)")
+
+
 def sample_top_p(logits, top_p=0.9):
     sp, si = torch.sort(torch.softmax(logits, -1), -1, descending=True)
     sp = sp.masked_fill(sp.cumsum(-1) - sp > top_p, 0.0)
@@ -293,6 +353,8 @@ OPS = {
     "moe_gate": ((64, 4096), spec_moe_gate),
     "moe_dispatch": ((64, 4096), spec_moe_dispatch),
     "moe_combine": ((64, 4096), spec_moe_combine),
+    "moe_grouped_gate_up": ((64,), spec_moe_grouped_gate_up),
+    "moe_grouped_down": ((64,), spec_moe_grouped_down),
     "sample_greedy": ((64,), spec_sample(True)),
     "sample_top_p": ((64,), spec_sample(False)),
     "prefill_attention": ((4096,), spec_prefill_attention),

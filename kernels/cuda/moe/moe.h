@@ -9,7 +9,8 @@
 //   that may differ); weights within fp32 rounding (~1e-7 relative), computed in the CPU's order.
 // - MoeDispatch: identical (integer counting sort, stable).
 // - MoeCombine: bit-identical: each token's contributions are added in the CPU's order (ascending
-//   position in sorted_pairs) with separately rounded multiply and add, no atomics.
+//   position in sorted_pairs) with separately rounded multiply and add, no atomics. MoeCombineRange
+//   is MoeCombine with the range in device memory, bit for bit.
 #ifndef MLASERVE_KERNELS_CUDA_MOE_MOE_H_
 #define MLASERVE_KERNELS_CUDA_MOE_MOE_H_
 
@@ -53,6 +54,19 @@ size_t MoeCombineWorkspaceBytes(int64_t tokens, int64_t top_k);
 absl::Status MoeCombine(const float* expert_out, const int32_t* sorted_pairs,
                         const float* weights, int64_t count, int64_t tokens, int64_t top_k,
                         int64_t dim, void* workspace, float* out, cudaStream_t stream);
+
+// MoeCombine with the pairs' range read from device memory when it runs (no host sync: for
+// MoeGroupedDown's output, moe_grouped.h): expert_out row r takes sorted_pairs[*begin + r] for
+// r < *end - *begin. begin, end: device int32 (typically &expert_offsets[expert_begin] and
+// &expert_offsets[expert_begin + num_experts]); max_count: a host bound on *end - *begin (sizes
+// the grid; expert_out holds max_count rows), <= tokens * top_k. Bit-identical to
+// MoeCombine(expert_out, sorted_pairs + *begin, weights, *end - *begin, ...) with the values on
+// the host; same workspace. A device count above max_count is the caller's error: only the first
+// max_count rows are added (none if *end < *begin).
+absl::Status MoeCombineRange(const float* expert_out, const int32_t* sorted_pairs,
+                             const int32_t* begin, const int32_t* end, const float* weights,
+                             int64_t max_count, int64_t tokens, int64_t top_k, int64_t dim,
+                             void* workspace, float* out, cudaStream_t stream);
 
 }  // namespace mla::kernels::cuda
 

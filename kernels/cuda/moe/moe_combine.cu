@@ -11,6 +11,8 @@
 // Two steps: (1) position[p] = j where sorted_pairs[j] = p, else -1 (memset to 0xff, then one
 // thread per j); (2) one block per token: thread 0 lists the token's j in ascending order (at
 // most top_k <= 32, insertion sort) into shared memory, then the threads stride over dim.
+// MoeCombineRange is the same two steps; only step (1) reads its first pair and count from device
+// memory (PairRange), so both give the same positions and step (2) the same bits.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -26,12 +28,30 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;
 
-// position[sorted_pairs[j]] = j for j < count.
-__global__ void __launch_bounds__(kThreads)
-    InvertPairsKernel(const int32_t* sorted_pairs, int64_t count, int32_t* position) {
+// The pairs that expert_out's rows take: row j < count is pair pairs[j]. Either given on the
+// host (MoeCombine: begin == end == null) or read from device memory when the kernel runs
+// (MoeCombineRange: pairs + *begin, count = *end - *begin cut to [0, max_count]).
+struct PairRange {
+  const int32_t* pairs;
+  int64_t max_count;                // the host count, or the bound on the device one
+  const int32_t* begin = nullptr;   // device int32, or null
+  const int32_t* end = nullptr;
+
+  __device__ const int32_t* First() const { return begin != nullptr ? pairs + *begin : pairs; }
+  __device__ int64_t Count() const {
+    if (begin == nullptr) return max_count;
+    const int64_t n = static_cast<int64_t>(*end) - *begin;
+    return n < 0 ? 0 : (n < max_count ? n : max_count);
+  }
+};
+
+// position[pairs[j]] = j for j < count.
+__global__ void __launch_bounds__(kThreads) InvertPairsKernel(PairRange range, int32_t* position) {
+  const int32_t* pairs = range.First();
+  const int64_t count = range.Count();
   for (int64_t j = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; j < count;
        j += static_cast<int64_t>(gridDim.x) * kThreads) {
-    position[sorted_pairs[j]] = static_cast<int32_t>(j);
+    position[pairs[j]] = static_cast<int32_t>(j);
   }
 }
 
@@ -70,6 +90,39 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Both launchers: `op` and `count_name` name the caller and its count in messages.
+absl::Status CombinePairs(const char* op, const char* count_name, const float* expert_out,
+                          const PairRange& range, const float* weights, int64_t tokens,
+                          int64_t top_k, int64_t dim, void* workspace, float* out,
+                          cudaStream_t stream) {
+  if (top_k <= 0 || top_k > kMoeMaxTopK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": top_k must be in [1, ", kMoeMaxTopK, "], got ", top_k));
+  }
+  if (range.max_count > tokens * top_k) {
+    return absl::InvalidArgumentError(absl::StrCat(op, ": ", count_name,
+                                                   " must be <= tokens * top_k = ",
+                                                   tokens * top_k, ", got ", range.max_count));
+  }
+  if (tokens == 0) return absl::OkStatus();
+  if (workspace == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        op, ": needs a workspace of ", MoeCombineWorkspaceBytes(tokens, top_k), " bytes"));
+  }
+  int32_t* position = static_cast<int32_t*>(workspace);
+  MLA_CUDA_RETURN_IF_ERROR(
+      cudaMemsetAsync(position, 0xff, MoeCombineWorkspaceBytes(tokens, top_k), stream));
+  if (range.max_count > 0) {
+    const int64_t blocks = (range.max_count + kThreads - 1) / kThreads;
+    InvertPairsKernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks),
+                        kThreads, 0, stream>>>(range, position);
+    if (absl::Status s = LaunchStatus("InvertPairsKernel"); !s.ok()) return s;
+  }
+  GatherSumKernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(
+      expert_out, weights, position, top_k, dim, out);
+  return LaunchStatus("GatherSumKernel");
+}
+
 }  // namespace
 
 size_t MoeCombineWorkspaceBytes(int64_t tokens, int64_t top_k) {
@@ -79,32 +132,27 @@ size_t MoeCombineWorkspaceBytes(int64_t tokens, int64_t top_k) {
 absl::Status MoeCombine(const float* expert_out, const int32_t* sorted_pairs,
                         const float* weights, int64_t count, int64_t tokens, int64_t top_k,
                         int64_t dim, void* workspace, float* out, cudaStream_t stream) {
-  if (top_k <= 0 || top_k > kMoeMaxTopK) {
+  return CombinePairs("MoeCombine", "count", expert_out,
+                      PairRange{.pairs = sorted_pairs, .max_count = count}, weights, tokens,
+                      top_k, dim, workspace, out, stream);
+}
+
+absl::Status MoeCombineRange(const float* expert_out, const int32_t* sorted_pairs,
+                             const int32_t* begin, const int32_t* end, const float* weights,
+                             int64_t max_count, int64_t tokens, int64_t top_k, int64_t dim,
+                             void* workspace, float* out, cudaStream_t stream) {
+  if (begin == nullptr || end == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat("MoeCombine: top_k must be in [1, ", kMoeMaxTopK, "], got ", top_k));
+        absl::StrCat("MoeCombineRange: ", begin == nullptr ? "begin" : "end", " must not be null"));
   }
-  if (count > tokens * top_k) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MoeCombine: count must be <= tokens * top_k = ", tokens * top_k, ", got ", count));
+  if (max_count < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("MoeCombineRange: max_count must be >= 0, got ", max_count));
   }
-  if (tokens == 0) return absl::OkStatus();
-  if (workspace == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("MoeCombine: needs a workspace of ",
-                                                   MoeCombineWorkspaceBytes(tokens, top_k),
-                                                   " bytes"));
-  }
-  int32_t* position = static_cast<int32_t*>(workspace);
-  MLA_CUDA_RETURN_IF_ERROR(
-      cudaMemsetAsync(position, 0xff, MoeCombineWorkspaceBytes(tokens, top_k), stream));
-  if (count > 0) {
-    const int64_t blocks = (count + kThreads - 1) / kThreads;
-    InvertPairsKernel<<<static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks),
-                        kThreads, 0, stream>>>(sorted_pairs, count, position);
-    if (absl::Status s = LaunchStatus("InvertPairsKernel"); !s.ok()) return s;
-  }
-  GatherSumKernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(
-      expert_out, weights, position, top_k, dim, out);
-  return LaunchStatus("GatherSumKernel");
+  return CombinePairs(
+      "MoeCombineRange", "max_count", expert_out,
+      PairRange{.pairs = sorted_pairs, .max_count = max_count, .begin = begin, .end = end},
+      weights, tokens, top_k, dim, workspace, out, stream);
 }
 
 }  // namespace mla::kernels::cuda
