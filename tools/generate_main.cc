@@ -31,6 +31,8 @@ ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
 ABSL_FLAG(int64_t, prefill_chunk, 0, "prompt tokens per step; 0 = all at once");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after the EOS token");
 ABSL_FLAG(int, device, -1, "GPU ordinal; -1 = CPU");
+ABSL_FLAG(bool, enforce_eager, false,
+          "GPU: run every step op by op, never recording decode steps as CUDA graphs");
 ABSL_FLAG(std::string, dump_logits, "", "write the logits of each generated token here");
 
 namespace {
@@ -69,7 +71,8 @@ int main(int argc, char** argv) {
   mla::GenerateStats stats;
   auto results = mla::Generate(**model, {request},
                                {.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk),
-                                .keep_logits = dump},
+                                .keep_logits = dump,
+                                .step_graphs = !absl::GetFlag(FLAGS_enforce_eager)},
                                &stats);
   if (!results.ok()) return Fail(results.status().ToString());
   const mla::GenerateResult& result = (*results)[0];

@@ -1,9 +1,26 @@
-// Backend's collectives: wait for the enqueued ops, then the communicator's call.
+// Backend's shared parts: the collectives (wait for the enqueued ops, then the communicator's
+// call), and the defaults of a backend without step graphs or grouped MoE experts.
 #include "worker/backend.h"
 
+#include "absl/strings/str_cat.h"
 #include "worker/status_macros.h"
 
 namespace mla {
+
+absl::Status Backend::BeginCapture() {
+  return absl::UnimplementedError(absl::StrCat(Describe(), " cannot record steps"));
+}
+
+absl::StatusOr<bool> Backend::EndCapture(const GraphShape& /*shape*/, bool /*keep*/) {
+  return false;
+}
+
+absl::StatusOr<bool> Backend::Replay(const GraphShape& /*shape*/) { return false; }
+
+absl::StatusOr<bool> Backend::GroupedMoeExperts(const MoeExpertsArgs& /*args*/,
+                                                Partial /*out*/) {
+  return false;
+}
 
 absl::Status Backend::AllReduce(Communicator* comm, float* data, int64_t count) {
   if (comm == nullptr) return absl::OkStatus();

@@ -16,6 +16,10 @@
 //   that the sum over any tp split rounds once and tp x pp runs give identical tokens, float32
 //   on the GPU (NCCL sums in float32; tokens then agree within float rounding).
 // - Scratch memory lives until the next BeginStep. One thread at a time.
+// - Step graphs (CanCaptureSteps): a backend may record a step's ops between BeginCapture and
+//   EndCapture instead of running them, and Replay the recording in a later step of the same
+//   GraphShape after that step's BeginStep; the recording reads the step's arrays and writes
+//   the same scratch addresses as when recorded. worker/model.cc decides what is recorded.
 #ifndef MLASERVE_WORKER_BACKEND_H_
 #define MLASERVE_WORKER_BACKEND_H_
 
@@ -69,6 +73,34 @@ struct StepIndex {
   kernels::RaggedBatch decode;           // FlatBatch::Decode() with backend pointers
 };
 
+// What BeginStep needs beyond the batch.
+struct StepOptions {
+  int64_t attention_heads = 0;  // query heads on this rank (the decode attention's plan)
+  // The batch is padded to a GraphShape (PadToGraphShape) and the step may be recorded: the
+  // decode attention is launched for the shape's bounds, whatever this step's plan.
+  bool graph_shape = false;
+};
+
+// One routed expert's SwiGLU weights, [width, hidden] gate and up and [hidden, width] down.
+struct ExpertWeights {
+  const bf16* gate = nullptr;
+  const bf16* up = nullptr;
+  const bf16* down = nullptr;
+};
+
+// The routed experts of this rank and their dispatched rows (GroupedMoeExperts).
+struct MoeExpertsArgs {
+  const float* x = nullptr;               // [rows, hidden], the layer's normalised input
+  int64_t rows = 0;
+  int64_t top_k = 0;
+  const int32_t* expert_offsets = nullptr;  // MoeDispatch's [num_experts + 1], backend memory
+  const int32_t* sorted_pairs = nullptr;    // MoeDispatch's [rows * top_k]
+  const float* weights = nullptr;           // MoeGate's [rows, top_k]
+  int64_t expert_begin = 0;                 // global id of experts[0]
+  std::vector<ExpertWeights> experts;       // this rank's, consecutive ids
+  int64_t hidden = 0, width = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -97,7 +129,21 @@ class Backend {
   virtual absl::StatusOr<int64_t> FreeMemoryBytes() = 0;
 
   // --- The step. Uploads the step's index arrays and plans the attention kernels for it.
-  virtual absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch) = 0;
+  virtual absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch,
+                                              const StepOptions& options) = 0;
+
+  // --- Step graphs (see the contract above); the CPU has none.
+  virtual bool CanCaptureSteps() const { return false; }
+  // The ops after this are recorded, not run, until EndCapture.
+  virtual absl::Status BeginCapture();
+  // Ends the recording and keeps it for `shape` if `keep`. False, with nothing kept and nothing
+  // run, when !keep or the recording failed (an op that cannot be recorded, memory that moved):
+  // the caller then runs the ops again. An error only when the backend is broken.
+  virtual absl::StatusOr<bool> EndCapture(const GraphShape& shape, bool keep);
+  // Runs the recording kept for `shape` on this step's arrays (the step's BeginStep was made
+  // with graph_shape); false, running nothing, when there is none (never kept, or dropped
+  // because memory it uses has moved since).
+  virtual absl::StatusOr<bool> Replay(const GraphShape& shape);
 
   // --- Ops (kernels/ops.h contracts).
   virtual absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in,
@@ -137,6 +183,11 @@ class Backend {
   virtual absl::Status MoeCombine(const float* expert_out, const int32_t* sorted_pairs,
                                   const float* weights, int64_t count, int64_t tokens,
                                   int64_t top_k, int64_t dim, Partial out) = 0;
+  // out += sum over this rank's routed experts e and their dispatched pairs j of
+  // weights[pair_j] * SwiGLU_e(x[pair_j / top_k]), what MoeForward's per-expert loop computes
+  // (layers.cc), but without reading the expert sizes on the host (so a step can be recorded).
+  // False, doing nothing, where the backend has no such path for these sizes: the caller loops.
+  virtual absl::StatusOr<bool> GroupedMoeExperts(const MoeExpertsArgs& args, Partial out);
   // out[j] = x[index[j] / divisor] (rows of dim floats), j < count.
   virtual absl::Status GatherRows(const float* x, const int32_t* index, int64_t count,
                                   int64_t divisor, int64_t dim, float* out) = 0;

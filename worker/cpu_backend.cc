@@ -41,7 +41,8 @@ class CpuBackend final : public Backend {
     return absl::UnimplementedError("the CPU backend does not size its cache from free memory");
   }
 
-  absl::StatusOr<StepIndex> BeginStep(const FlatBatch& b) override {
+  absl::StatusOr<StepIndex> BeginStep(const FlatBatch& b,
+                                      const StepOptions& /*options*/) override {
     scratch_.clear();
     return StepIndex{.tokens = b.tokens.data(),
                      .positions = b.positions.data(),

@@ -12,9 +12,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/moe/moe_grouped.h"
 #include "kernels/cuda/ops.h"
 #include "worker/cuda_backend_arena.h"
 #include "worker/cuda_backend_step.h"
+#include "worker/cuda_backend_graphs.h"
 #include "worker/status_macros.h"
 
 namespace mla {
@@ -56,7 +58,12 @@ class CudaBackend final : public Backend {
   }
   absl::StatusOr<int64_t> FreeMemoryBytes() override;
 
-  absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch) override;
+  absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch,
+                                      const StepOptions& options) override;
+  bool CanCaptureSteps() const override { return true; }
+  absl::Status BeginCapture() override;
+  absl::StatusOr<bool> EndCapture(const GraphShape& shape, bool keep) override;
+  absl::StatusOr<bool> Replay(const GraphShape& shape) override;
 
   absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in, int64_t out,
                       float* y) override {
@@ -105,8 +112,8 @@ class CudaBackend final : public Backend {
   }
   absl::Status MlaDecodeAttention(const kernels::MlaDecodeParams& params) override {
     MLA_ASSIGN_OR_RETURN(const CudaStepPlan::DecodeRun run,
-                         step_->Decode(params.dims, params.batch, *arena_));
-    return cu::MlaDecodeAttention(params, *run.plan, run.workspace, stream_);
+                         step_->Decode(params.dims, params.batch));
+    return cu::MlaDecodeAttention(params, *run.plan, run.launch, stream_);
   }
   absl::Status MlaUnabsorbOutput(const float* latent_out, const bf16* wkv_b, int64_t tokens,
                                  const kernels::MlaDims& dims, float* out) override {
@@ -135,6 +142,7 @@ class CudaBackend final : public Backend {
     return cu::MoeCombine(expert_out, sorted_pairs, weights, count, tokens, top_k, dim, workspace,
                           AsFloat(out), stream_);
   }
+  absl::StatusOr<bool> GroupedMoeExperts(const MoeExpertsArgs& args, Partial out) override;
   absl::Status GatherRows(const float* x, const int32_t* index, int64_t count, int64_t divisor,
                           int64_t dim, float* out) override {
     return cu::GatherRows(x, index, count, divisor, dim, out, stream_);
@@ -169,6 +177,9 @@ class CudaBackend final : public Backend {
   absl::StatusOr<char*> OpWorkspace(int64_t bytes);
   absl::Status LinearInto(const float* x, const bf16* w, int64_t rows, int64_t in, int64_t out,
                           float* y);
+  // The device tables of the experts' weight pointers (GroupedMoeExperts), made on first use.
+  absl::StatusOr<cu::MoeGroupedWeights> ExpertTable(const MoeExpertsArgs& args);
+
 
   int device_;
   std::string description_;
@@ -179,6 +190,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CudaStepPlan> step_;
   char* workspace_ = nullptr;
   int64_t workspace_bytes_ = 0;
+  int64_t workspace_generation_ = 0;  // buffers made so far
+  std::map<const bf16*, std::shared_ptr<void>> expert_tables_;  // by the first expert's gate
+  std::unique_ptr<CudaStepGraphs> graphs_;
   std::map<std::pair<int64_t, int64_t>, cu::SamplePlan> sample_plans_;  // by (rows, vocab)
 };
 
@@ -205,6 +219,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(int device) {
   MLA_ASSIGN_OR_RETURN(be->absorb_, cu::MlaAbsorbContext::Create());
   be->arena_ = std::make_unique<CudaScratchArena>(be->stream_);
   MLA_RETURN_IF_ERROR(be->arena_->Reserve(kInitialScratchBytes));
+  be->graphs_ = std::make_unique<CudaStepGraphs>(be->stream_, be->arena_.get());
   MLA_ASSIGN_OR_RETURN(be->step_, CudaStepPlan::Create(prop.multiProcessorCount));
   return std::unique_ptr<Backend>(std::move(be));
 }
@@ -213,6 +228,7 @@ CudaBackend::~CudaBackend() {
   // Errors here have no one to report to; the frees below wait for the device anyway.
   cudaSetDevice(device_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  graphs_.reset();
   step_.reset();
   arena_.reset();
   absorb_.reset();
@@ -263,10 +279,76 @@ absl::StatusOr<std::shared_ptr<void>> CudaBackend::PlaceBytes(std::shared_ptr<vo
   return placed;  // the host copy (owner) is released by the caller
 }
 
-absl::StatusOr<StepIndex> CudaBackend::BeginStep(const FlatBatch& batch) {
+absl::StatusOr<StepIndex> CudaBackend::BeginStep(const FlatBatch& batch,
+                                                  const StepOptions& options) {
+  if (graphs_->capturing()) {
+    return absl::FailedPreconditionError("BeginStep while recording a step");
+  }
   MLA_RETURN_IF_ERROR(UseDevice());
   MLA_RETURN_IF_ERROR(arena_->Reset());
-  return step_->Begin(batch, *arena_, stream_);
+  return step_->Begin(batch, options, *arena_, stream_);
+}
+
+absl::Status CudaBackend::BeginCapture() {
+  MLA_RETURN_IF_ERROR(UseDevice());
+  return graphs_->Begin(workspace_generation_);
+}
+
+absl::StatusOr<bool> CudaBackend::EndCapture(const GraphShape& shape, bool keep) {
+  return graphs_->End(shape, keep, workspace_generation_, step_->index().tokens);
+}
+
+absl::StatusOr<bool> CudaBackend::Replay(const GraphShape& shape) {
+  return graphs_->Replay(shape, workspace_generation_, step_->index().tokens);
+}
+
+absl::StatusOr<cu::MoeGroupedWeights> CudaBackend::ExpertTable(const MoeExpertsArgs& a) {
+  const int64_t n = static_cast<int64_t>(a.experts.size());
+  auto it = expert_tables_.find(a.experts.front().gate);
+  if (it == expert_tables_.end()) {
+    // [gate pointers | up pointers | down pointers], n each.
+    std::vector<const bf16*> table;
+    for (const ExpertWeights& e : a.experts) table.push_back(e.gate);
+    for (const ExpertWeights& e : a.experts) table.push_back(e.up);
+    for (const ExpertWeights& e : a.experts) table.push_back(e.down);
+    const int64_t bytes = static_cast<int64_t>(table.size() * sizeof(const bf16*));
+    MLA_ASSIGN_OR_RETURN(std::shared_ptr<void> device, Allocate(bytes));
+    MLA_RETURN_IF_ERROR(CopyToBackend(table.data(), bytes, device.get()));
+    it = expert_tables_.emplace(a.experts.front().gate, std::move(device)).first;
+  }
+  const auto* pointers = static_cast<const bf16* const*>(it->second.get());
+  return cu::MoeGroupedWeights{.gate = pointers,
+                               .up = pointers + n,
+                               .down = pointers + 2 * n,
+                               .expert_begin = a.expert_begin,
+                               .num_experts = n,
+                               .hidden = a.hidden,
+                               .width = a.width};
+}
+
+// Decode-sized batches: every expert in one launch per projection, the expert sizes read by the
+// kernels from device memory. Larger batches use the per-expert cuBLASLt loop (layers.cc).
+absl::StatusOr<bool> CudaBackend::GroupedMoeExperts(const MoeExpertsArgs& a, Partial out) {
+  constexpr int64_t kMaxGroupedPairs = 1024;
+  const int64_t pairs = a.rows * a.top_k;
+  if (a.experts.empty() || pairs > kMaxGroupedPairs || a.hidden % cu::kMoeGroupedAlign != 0 ||
+      a.width % cu::kMoeGroupedAlign != 0) {
+    return false;
+  }
+  MLA_RETURN_IF_ERROR(CheckPartial("GroupedMoeExperts", out, a.rows * a.hidden));
+  MLA_ASSIGN_OR_RETURN(const cu::MoeGroupedWeights w, ExpertTable(a));
+  MLA_ASSIGN_OR_RETURN(float* act, Scratch<float>(pairs * a.width));
+  MLA_ASSIGN_OR_RETURN(float* ys, Scratch<float>(pairs * a.hidden));
+  MLA_RETURN_IF_ERROR(cu::MoeGroupedGateUp(a.x, a.expert_offsets, a.sorted_pairs, a.top_k, pairs,
+                                           w, act, stream_));
+  MLA_RETURN_IF_ERROR(cu::MoeGroupedDown(act, a.expert_offsets, pairs, w, ys, stream_));
+  MLA_ASSIGN_OR_RETURN(void* workspace, OpWorkspace(static_cast<int64_t>(
+                                            cu::MoeCombineWorkspaceBytes(a.rows, a.top_k))));
+  const int32_t* first = a.expert_offsets + a.expert_begin;
+  MLA_RETURN_IF_ERROR(cu::MoeCombineRange(ys, a.sorted_pairs, first, first + w.num_experts,
+                                          a.weights, pairs, a.rows, a.top_k, a.hidden, workspace,
+                                          AsFloat(out), stream_));
+  return true;
 }
 
 absl::StatusOr<char*> CudaBackend::OpWorkspace(int64_t bytes) {
@@ -283,6 +365,7 @@ absl::StatusOr<char*> CudaBackend::OpWorkspace(int64_t bytes) {
   MLA_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&fresh, static_cast<size_t>(size)), what.c_str()));
   workspace_ = static_cast<char*>(fresh);
   workspace_bytes_ = size;
+  ++workspace_generation_;
   return workspace_;
 }
 

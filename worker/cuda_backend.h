@@ -13,6 +13,11 @@
 // projections and the decode attention's operands; so results agree with the CPU backend within
 // bf16-operand tolerance, not bit for bit.
 //
+// Step graphs: CanCaptureSteps; a recorded step is a CUDA graph of the stream's ops, kept per
+// GraphShape and replayed while the memory it wrote stays put (worker/cuda_backend_graphs.h).
+// MoE experts of decode-sized batches run as grouped kernels that read the expert sizes on the
+// device (GroupedMoeExperts), so a step records with no host sync.
+//
 // Synchronisation: ops return after enqueueing; CopyToHost, Sample (which returns tokens on the
 // host), CopyToBackend, PlaceBytes and the collectives (backend.h) wait for the stream. A
 // kernel's fault surfaces at the next of those (INTERNAL, naming the call that saw it).

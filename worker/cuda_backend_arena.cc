@@ -34,6 +34,7 @@ absl::Status CudaScratchArena::Grow(int64_t min_bytes) {
   block_ = static_cast<char*>(fresh);
   capacity_ = bytes;
   used_ = 0;
+  ++generation_;
   return absl::OkStatus();
 }
 
@@ -54,6 +55,17 @@ absl::StatusOr<void*> CudaScratchArena::Allocate(int64_t bytes) {
   used_ += size;
   step_bytes_ += size;
   return piece;
+}
+
+absl::Status CudaScratchArena::AdvanceTo(const Mark& m) {
+  if (m.generation != generation_ || m.used < used_ || m.used > capacity_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "scratch arena: cannot advance to ", m.used, " bytes of block ", m.generation, " from ",
+        used_, " bytes of block ", generation_));
+  }
+  step_bytes_ += m.used - used_;
+  used_ = m.used;
+  return absl::OkStatus();
 }
 
 absl::Status CudaScratchArena::Reset() {

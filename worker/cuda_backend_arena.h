@@ -45,12 +45,27 @@ class CudaScratchArena {
 
   int64_t capacity() const { return capacity_; }  // bytes of the current block
 
+  // Where the next Allocate starts: the block (its generation changes each time a bigger block
+  // replaces it) and the bytes of it handed out since the last Reset. A recorded step (a CUDA
+  // graph) keeps the mark of its end: replayed in a later step of the same block, it writes
+  // what lies below that mark again.
+  struct Mark {
+    int64_t generation = -1;
+    int64_t used = 0;
+  };
+  Mark mark() const { return Mark{generation_, used_}; }
+  // Makes the next Allocate start at `m` (a replayed recording's end), so that nothing handed
+  // out after it overlaps what the replay writes. FAILED_PRECONDITION when the block is no
+  // longer m's or more than m.used is already handed out.
+  absl::Status AdvanceTo(const Mark& m);
+
  private:
   absl::Status Grow(int64_t min_bytes);
 
   cudaStream_t stream_;
   char* block_ = nullptr;
   int64_t capacity_ = 0;
+  int64_t generation_ = 0;    // blocks made so far
   int64_t used_ = 0;          // bytes of block_ handed out since the last Reset
   int64_t step_bytes_ = 0;    // bytes handed out since the last Reset, over all blocks
   std::vector<void*> retired_;  // blocks replaced this step, freed at the next Reset

@@ -82,20 +82,40 @@ absl::StatusOr<char*> CudaStepPlan::Staging(int64_t bytes) {
   return staging_;
 }
 
-absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, CudaScratchArena& arena,
-                                              cudaStream_t stream) {
+absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOptions& options,
+                                              CudaScratchArena& arena, cudaStream_t stream) {
   begun_ = false;
   prefill_plan_.reset();
   decode_plan_.reset();
-  prefill_workspace_ = decode_workspace_ = nullptr;
+  prefill_workspace_ = nullptr;
+  decode_launch_ = kernels::cuda::MlaDecodeLaunch{};
+  const int64_t num_seqs = static_cast<int64_t>(b.order.size());
+  const int64_t decode_seqs = num_seqs - b.prefill_seqs;
+
+  // The decode plan is made here, so that its device copy travels with the arrays.
+  const std::vector<int32_t> decode_context_lens(b.context_lens.begin() + b.prefill_seqs,
+                                                 b.context_lens.end());
+  if (decode_seqs > 0) {
+    if (options.attention_heads <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "BeginStep: a step with decodes needs StepOptions::attention_heads > 0, got ",
+          options.attention_heads));
+    }
+    decode_plan_ = std::make_unique<kernels::cuda::MlaDecodePlan>(kernels::cuda::PlanMlaDecode(
+        std::span<const int32_t>(b.decode_q_start), std::span<const int32_t>(decode_context_lens),
+        options.attention_heads, num_sms_));
+    device_plan_ = kernels::cuda::DevicePlanOf(*decode_plan_);
+  }
 
   // Pack every array, each 256-byte aligned, into one upload.
   enum { kTokens, kPositions, kSlots, kSampleRows, kQStart, kDecodeQStart, kContextLens,
-         kBlockTables, kNumSegments };
-  Segment segments[kNumSegments] = {SegmentOf(b.tokens),       SegmentOf(b.positions),
-                                    SegmentOf(b.slots),        SegmentOf(b.sample_rows),
-                                    SegmentOf(b.q_start),      SegmentOf(b.decode_q_start),
-                                    SegmentOf(b.context_lens), SegmentOf(b.block_tables)};
+         kBlockTables, kDecodePlan, kNumSegments };
+  Segment segments[kNumSegments] = {
+      SegmentOf(b.tokens),       SegmentOf(b.positions),
+      SegmentOf(b.slots),        SegmentOf(b.sample_rows),
+      SegmentOf(b.q_start),      SegmentOf(b.decode_q_start),
+      SegmentOf(b.context_lens), SegmentOf(b.block_tables),
+      Segment{&device_plan_, decode_seqs > 0 ? int64_t{sizeof(device_plan_)} : 0}};
   int64_t total = 0;
   for (Segment& s : segments) {
     s.offset = total;
@@ -115,7 +135,6 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, CudaScratchAre
   const auto* q_start = reinterpret_cast<const int32_t*>(at(kQStart));
   const auto* context_lens = reinterpret_cast<const int32_t*>(at(kContextLens));
   const auto* block_tables = reinterpret_cast<const int32_t*>(at(kBlockTables));
-  const int64_t num_seqs = static_cast<int64_t>(b.order.size());
   index_ = StepIndex{
       .tokens = reinterpret_cast<const int32_t*>(at(kTokens)),
       .positions = reinterpret_cast<const int32_t*>(at(kPositions)),
@@ -129,17 +148,37 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, CudaScratchAre
                                       .max_blocks_per_seq = b.max_blocks},
       // FlatBatch::Decode(): the rest, rows renumbered from 0 by decode_q_start.
       .decode = kernels::RaggedBatch{
-          .num_seqs = num_seqs - b.prefill_seqs,
+          .num_seqs = decode_seqs,
           .q_start = reinterpret_cast<const int32_t*>(at(kDecodeQStart)),
           .context_lens = context_lens + b.prefill_seqs,
           .block_tables = block_tables + b.prefill_seqs * b.max_blocks,
           .max_blocks_per_seq = b.max_blocks}};
 
+  // The decode attention's launch: the plan's own grid and workspace, or, for a step of a graph
+  // shape, the bounds of every plan of that many rows (a recording serves them all).
+  if (decode_seqs > 0) {
+    int64_t workspace_bytes = decode_plan_->workspace_bytes, grid_lanes = 0;
+    if (options.graph_shape) {
+      const kernels::cuda::MlaDecodeLaunchBounds bounds = kernels::cuda::MlaDecodeBoundsFor(
+          b.num_tokens - b.prefill_tokens, options.attention_heads);
+      workspace_bytes = bounds.workspace_bytes;
+      grid_lanes = bounds.grid_lanes;
+    }
+    void* workspace = nullptr;
+    if (workspace_bytes > 0) {
+      MLA_ASSIGN_OR_RETURN(workspace, arena.Allocate(workspace_bytes));
+    }
+    decode_launch_ = kernels::cuda::MlaDecodeLaunch{
+        .device_plan =
+            reinterpret_cast<const kernels::cuda::MlaDecodeDevicePlan*>(at(kDecodePlan)),
+        .workspace = workspace,
+        .workspace_bytes = workspace_bytes,
+        .grid_lanes = grid_lanes};
+  }
+
   prefill_tokens_ = b.prefill_tokens;
   prefill_context_tokens_ = 0;
   for (int64_t s = 0; s < b.prefill_seqs; ++s) prefill_context_tokens_ += b.context_lens[s];
-  decode_q_start_ = b.decode_q_start;
-  decode_context_lens_.assign(b.context_lens.begin() + b.prefill_seqs, b.context_lens.end());
   begun_ = true;
   return index_;
 }
@@ -160,25 +199,15 @@ absl::StatusOr<CudaStepPlan::PrefillRun> CudaStepPlan::Prefill(const kernels::Ml
 }
 
 absl::StatusOr<CudaStepPlan::DecodeRun> CudaStepPlan::Decode(const kernels::MlaDims& dims,
-                                                             const kernels::RaggedBatch& batch,
-                                                             CudaScratchArena& arena) {
+                                                             const kernels::RaggedBatch& batch) {
   if (!begun_) return absl::FailedPreconditionError("MlaDecodeAttention before BeginStep");
   MLA_RETURN_IF_ERROR(CheckBatch("MlaDecodeAttention", "decode", batch, index_.decode));
-  if (dims.heads <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("MlaDecodeAttention: dims.heads must be positive, got ", dims.heads));
+  if (decode_plan_ == nullptr || dims.heads != decode_plan_->heads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlaDecodeAttention: dims.heads is ", dims.heads, " but BeginStep planned the step for ",
+        decode_plan_ != nullptr ? decode_plan_->heads : 0, " heads (StepOptions)"));
   }
-  if (decode_plan_ == nullptr || !SameDims(decode_dims_, dims)) {
-    decode_plan_ = std::make_unique<kernels::cuda::MlaDecodePlan>(kernels::cuda::PlanMlaDecode(
-        std::span<const int32_t>(decode_q_start_), std::span<const int32_t>(decode_context_lens_),
-        dims.heads, num_sms_));
-    decode_dims_ = dims;
-    decode_workspace_ = nullptr;
-    if (decode_plan_->workspace_bytes > 0) {
-      MLA_ASSIGN_OR_RETURN(decode_workspace_, arena.Allocate(decode_plan_->workspace_bytes));
-    }
-  }
-  return DecodeRun{.plan = decode_plan_.get(), .workspace = decode_workspace_};
+  return DecodeRun{.plan = decode_plan_.get(), .launch = decode_launch_};
 }
 
 }  // namespace mla

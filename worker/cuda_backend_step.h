@@ -2,14 +2,16 @@
 // layers: the index arrays on the device and the plans of the two attention forms.
 //
 // Begin copies the arrays (tokens, positions, slots, sample rows, q_start, decode q_start,
-// context lengths, block tables) into one piece of the scratch arena with one asynchronous copy
-// from a pinned staging buffer (the next Begin waits for that copy before refilling the buffer),
-// and returns them as a StepIndex laid out exactly as FlatBatch::Prefill() / Decode() lay out the
-// host arrays. The attention plans need the model's local head count, which BeginStep does not
-// know, so they are made on the step's first MlaPrefillAttention / MlaDecodeAttention call, from
-// the host's copy of the step (token counts, context lengths), together with a device workspace
-// from the arena; every later layer of the step reuses both (its ops run in stream order, so one
-// workspace serves them all). A call for other dims re-plans.
+// context lengths, block tables) and the device copy of the decode attention's plan into one
+// piece of the scratch arena with one asynchronous copy from a pinned staging buffer (the next
+// Begin waits for that copy before refilling the buffer), and returns them as a StepIndex laid
+// out exactly as FlatBatch::Prefill() / Decode() lay out the host arrays. The decode plan is
+// made by Begin (for StepOptions::attention_heads), with its workspace from the arena right
+// after the arrays; for a step of a graph shape the launch is sized for the shape's bounds, so
+// that the same addresses and grid serve every later step of that shape (the plan itself is
+// read from device memory). The prefill plan needs the dims, so it is made on the step's first
+// MlaPrefillAttention call, with a workspace from the arena; every later layer of the step
+// reuses both (their ops run in stream order, so one workspace serves them all).
 //
 // Thread-compatible (the backend's one thread); the device must be current for Begin.
 #ifndef MLASERVE_WORKER_CUDA_BACKEND_STEP_H_
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/cuda/mla_decode/mla_decode.h"
 #include "kernels/cuda/mla_decode/plan.h"
 #include "kernels/cuda/mla_prefill/mla_prefill.h"
 #include "kernels/mla_params.h"
@@ -41,12 +44,15 @@ class CudaStepPlan {
   CudaStepPlan& operator=(const CudaStepPlan&) = delete;
 
   // Uploads the step's arrays into `arena` (reset by the caller) on `stream`; forgets the last
-  // step's plans. The StepIndex is valid until the arena's next Reset.
-  absl::StatusOr<StepIndex> Begin(const FlatBatch& batch, CudaScratchArena& arena,
-                                  cudaStream_t stream);
+  // step's plans. The StepIndex is valid until the arena's next Reset. INVALID_ARGUMENT for a
+  // step with decodes and options.attention_heads <= 0.
+  absl::StatusOr<StepIndex> Begin(const FlatBatch& batch, const StepOptions& options,
+                                  CudaScratchArena& arena, cudaStream_t stream);
+  const StepIndex& index() const { return index_; }  // the last Begin's
 
-  // The step's plan and workspace for `dims` (made on first use). FAILED_PRECONDITION before
-  // Begin; INVALID_ARGUMENT when `batch` is not this step's StepIndex::prefill / decode.
+  // The step's plan and workspace for `dims` (the prefill's made on first use).
+  // FAILED_PRECONDITION before Begin; INVALID_ARGUMENT when `batch` is not this step's
+  // StepIndex::prefill / decode, or (decode) dims.heads is not the heads Begin planned for.
   struct PrefillRun {
     const kernels::cuda::MlaPrefillPlan* plan = nullptr;
     void* workspace = nullptr;  // plan->workspace_bytes, 256-byte aligned
@@ -55,10 +61,10 @@ class CudaStepPlan {
                                      const kernels::RaggedBatch& batch, CudaScratchArena& arena);
   struct DecodeRun {
     const kernels::cuda::MlaDecodePlan* plan = nullptr;
-    void* workspace = nullptr;  // plan->workspace_bytes (null when 0), 256-byte aligned
+    kernels::cuda::MlaDecodeLaunch launch;  // the device plan, workspace and grid
   };
   absl::StatusOr<DecodeRun> Decode(const kernels::MlaDims& dims,
-                                   const kernels::RaggedBatch& batch, CudaScratchArena& arena);
+                                   const kernels::RaggedBatch& batch);
 
  private:
   explicit CudaStepPlan(int num_sms) : num_sms_(num_sms) {}
@@ -67,16 +73,15 @@ class CudaStepPlan {
   int num_sms_;
   bool begun_ = false;
   StepIndex index_;
-  // The host's facts the plans need.
+  // The host's facts the prefill plan needs.
   int64_t prefill_tokens_ = 0, prefill_context_tokens_ = 0;
-  std::vector<int32_t> decode_q_start_, decode_context_lens_;
-  // This step's plans (none until the first attention call) and their workspaces.
+  // This step's plans (the prefill's none until the first call) and their launches.
   std::optional<kernels::cuda::MlaPrefillPlan> prefill_plan_;
   kernels::MlaDims prefill_dims_;
   void* prefill_workspace_ = nullptr;
   std::unique_ptr<kernels::cuda::MlaDecodePlan> decode_plan_;
-  kernels::MlaDims decode_dims_;
-  void* decode_workspace_ = nullptr;
+  kernels::cuda::MlaDecodeDevicePlan device_plan_;  // staged by Begin
+  kernels::cuda::MlaDecodeLaunch decode_launch_;
   // Pinned host memory the arrays are packed into, and the event of its last upload.
   char* staging_ = nullptr;
   int64_t staging_bytes_ = 0;

@@ -106,4 +106,41 @@ absl::StatusOr<FlatBatch> FlattenBatch(const StepBatch& batch, const ModelConfig
   return f;
 }
 
+std::optional<GraphShape> GraphShapeFor(const FlatBatch& b, int64_t max_tokens) {
+  if (b.prefill_seqs > 0 || b.num_tokens == 0 || b.num_tokens > max_tokens) return std::nullopt;
+  GraphShape shape{.tokens = 1, .max_blocks = 1};
+  while (shape.tokens < b.num_tokens) shape.tokens *= 2;
+  while (shape.max_blocks < b.max_blocks) shape.max_blocks *= 2;
+  return shape;
+}
+
+void PadToGraphShape(FlatBatch& b, const GraphShape& shape) {
+  const int64_t seqs = static_cast<int64_t>(b.order.size());
+  std::vector<int32_t> tables(shape.tokens * shape.max_blocks, -1);
+  for (int64_t k = 0; k < seqs; ++k) {
+    std::copy_n(b.block_tables.begin() + k * b.max_blocks, b.max_blocks,
+                tables.begin() + k * shape.max_blocks);
+  }
+  const int32_t first_block = b.block_tables[0];
+  for (int64_t k = seqs; k < shape.tokens; ++k) {
+    const int32_t row = static_cast<int32_t>(k);
+    b.order.push_back(-1);
+    b.tokens.push_back(0);
+    b.positions.push_back(0);
+    b.slots.push_back(-1);
+    b.q_start.push_back(row + 1);
+    b.decode_q_start.push_back(row + 1);
+    b.context_lens.push_back(1);
+    tables[k * shape.max_blocks] = first_block;
+  }
+  // Every row may be gathered for sampling; the rows past sample_seqs are ignored.
+  while (static_cast<int64_t>(b.sample_rows.size()) < shape.tokens) {
+    b.sample_rows.push_back(static_cast<int32_t>(shape.tokens - 1));
+  }
+  b.padding_seqs = shape.tokens - seqs;
+  b.block_tables = std::move(tables);
+  b.max_blocks = shape.max_blocks;
+  b.num_tokens = shape.tokens;
+}
+
 }  // namespace mla

@@ -8,6 +8,7 @@
 #define MLASERVE_WORKER_FLAT_BATCH_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,8 +20,10 @@ namespace mla {
 
 struct FlatBatch {
   int64_t num_tokens = 0;
+  int64_t padding_seqs = 0;            // trailing padding decodes (PadToGraphShape), in num_seqs
   int64_t prefill_seqs = 0, prefill_tokens = 0;  // the leading multi-token sequences
   std::vector<int32_t> order;          // [num_seqs] flat index -> index in StepBatch::seqs
+                                       // (-1 for a padding sequence)
   std::vector<int32_t> tokens;         // [num_tokens]
   std::vector<int32_t> positions;      // [num_tokens]
   std::vector<int64_t> slots;          // [num_tokens] cache slot of each new token
@@ -31,6 +34,8 @@ struct FlatBatch {
   int64_t max_blocks = 0;
   std::vector<int32_t> sample_rows;    // flat row of the last token of each sampling sequence,
   std::vector<int32_t> sample_seqs;    // and that sequence's StepBatch index, in batch order
+                                       // (padding adds rows to sample_rows only: their
+                                       // logits are computed and ignored)
 
   // The ragged batch of the prefill sequences (rows from 0) or of the decodes (rows from
   // prefill_tokens, renumbered from 0).
@@ -43,6 +48,30 @@ struct FlatBatch {
 // long enough and inside the cache. InvalidArgument naming the sequence otherwise.
 absl::StatusOr<FlatBatch> FlattenBatch(const StepBatch& batch, const ModelConfig& config,
                                        int64_t num_blocks);
+
+// The fixed shape a captured decode step is recorded for (worker/step_graphs.h): query rows
+// and block-table width, each a power of two, so that a few shapes serve every decode batch.
+struct GraphShape {
+  int64_t tokens = 0;
+  int64_t max_blocks = 0;
+  bool operator<(const GraphShape& o) const {
+    return tokens != o.tokens ? tokens < o.tokens : max_blocks < o.max_blocks;
+  }
+  bool operator==(const GraphShape& o) const = default;
+};
+
+// The smallest graph shape holding `b`, or nullopt when `b` is not decode-only (one new token
+// per sequence) or has more than `max_tokens` rows.
+std::optional<GraphShape> GraphShapeFor(const FlatBatch& b, int64_t max_tokens);
+
+// Pads a decode-only batch to `shape` (REQUIRES: shape holds b, e.g. GraphShapeFor's): the
+// block tables are re-laid out shape.max_blocks wide, and shape.tokens - num_tokens padding
+// decodes are appended, each a well-defined row that touches nothing: token 0 at position 0,
+// slot -1 (its latent is not written), context 1 over the first block of the batch's first
+// sequence (slot 0 of it, which that sequence wrote when it began); sample_rows is filled up to
+// shape.tokens rows (sample_seqs is not), so every array's size is the shape's whatever the
+// batch. Rows [0, num_tokens) are unchanged.
+void PadToGraphShape(FlatBatch& b, const GraphShape& shape);
 
 }  // namespace mla
 

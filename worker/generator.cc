@@ -43,7 +43,9 @@ absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
   return RunGeneration(
       c, requests, options,
       [&](const StepBatch& batch) {
-        return model.Forward(batch, *cache, {.return_logits = options.keep_logits});
+        return model.Forward(
+            batch, *cache,
+            {.return_logits = options.keep_logits, .step_graphs = options.step_graphs});
       },
       stats);
 }

@@ -121,9 +121,6 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
   MLA_RETURN_IF_ERROR(
       be.MoeGate(logits, w.router_bias.data(), rows, c.Routing(), ids, weights));
   MLA_RETURN_IF_ERROR(be.MoeDispatch(ids, rows, k, E, offsets, pairs));
-  // The expert sizes decide the GEMM shapes: read them on the host.
-  std::vector<int32_t> host_offsets(E + 1);
-  MLA_RETURN_IF_ERROR(be.CopyToHost(offsets, (E + 1) * sizeof(int32_t), host_offsets.data()));
 
   // Shared expert (weight 1), then this rank's routed experts, each on its gathered rows.
   if (w.shared) {
@@ -131,6 +128,25 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
   } else {
     MLA_RETURN_IF_ERROR(be.ZeroPartial(out));
   }
+  if (w.experts.empty()) return absl::OkStatus();
+  MoeExpertsArgs args{.x = x,
+                      .rows = rows,
+                      .top_k = k,
+                      .expert_offsets = offsets,
+                      .sorted_pairs = pairs,
+                      .weights = weights,
+                      .expert_begin = w.expert_begin,
+                      .hidden = d,
+                      .width = w.experts.front().width};
+  for (const MlpWeights& e : w.experts) {
+    args.experts.push_back(
+        ExpertWeights{.gate = e.gate.data(), .up = e.up.data(), .down = e.down.data()});
+  }
+  MLA_ASSIGN_OR_RETURN(const bool grouped, be.GroupedMoeExperts(args, out));
+  if (grouped) return absl::OkStatus();
+  // The loop: the expert sizes decide the GEMM shapes, so read them on the host.
+  std::vector<int32_t> host_offsets(E + 1);
+  MLA_RETURN_IF_ERROR(be.CopyToHost(offsets, (E + 1) * sizeof(int32_t), host_offsets.data()));
   for (int64_t i = 0; i < static_cast<int64_t>(w.experts.size()); ++i) {
     const int64_t e = w.expert_begin + i;
     const int64_t begin = host_offsets[e], count = host_offsets[e + 1] - host_offsets[e];

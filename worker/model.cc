@@ -2,6 +2,9 @@
 // as Backend ops (layers.h) and collectives on the backend's memory.
 #include "worker/model.h"
 
+#include <map>
+#include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -19,9 +22,25 @@ struct Model::Impl {
   ModelWeights w;
   AttentionConstants attention;
   ModelComms comms;
+  // Step graphs: the shapes seen once (run as they come, sizing the scratch), and those
+  // recorded, with where their recording leaves the logits.
+  std::set<GraphShape> seen;
+  std::map<GraphShape, float*> recorded;
 
   // Gathers vocab-parallel logits [rows, V / tp] from every rank into [rows, V].
   absl::StatusOr<float*> GatherVocab(float* local, int64_t rows);
+  // The ops of a step from the embedding (or the hidden states received) to the logits of
+  // b.sample_rows (last stage; null on other stages, which send their hidden states on).
+  absl::StatusOr<float*> Body(const LayerStep& step, LatentCachePool& cache);
+  // Body, run, recorded and replayed, or replayed (see Forward).
+  absl::StatusOr<float*> RunGraphed(const LayerStep& step, LatentCachePool& cache,
+                                    const GraphShape& shape);
+  // Whether a step may be recorded: a backend that records, and one worker for the model (the
+  // collectives are not recorded yet).
+  bool CanRecord() const {
+    return backend->CanCaptureSteps() && comms.tp == nullptr && w.first_stage() &&
+           w.last_stage();
+  }
 };
 
 absl::StatusOr<float*> Model::Impl::GatherVocab(float* local, int64_t rows) {
@@ -78,6 +97,7 @@ const ModelConfig& Model::config() const { return impl_->w.config; }
 const ShardSpec& Model::shard() const { return impl_->w.shard; }
 int64_t Model::num_local_layers() const { return static_cast<int64_t>(impl_->w.layers.size()); }
 Backend& Model::backend() { return *impl_->backend; }
+int64_t Model::num_step_graphs() const { return static_cast<int64_t>(impl_->recorded.size()); }
 
 absl::StatusOr<std::unique_ptr<LatentCachePool>> Model::NewCache(int64_t num_blocks) {
   const ModelConfig& c = config();
@@ -85,18 +105,11 @@ absl::StatusOr<std::unique_ptr<LatentCachePool>> Model::NewCache(int64_t num_blo
                                  c.qk_rope_head_dim);
 }
 
-absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePool& cache,
-                                          const ForwardOptions& options) {
-  const ModelWeights& w = impl_->w;
+absl::StatusOr<float*> Model::Impl::Body(const LayerStep& step, LatentCachePool& cache) {
   const ModelConfig& c = w.config;
-  Backend& be = *impl_->backend;
-  if (cache.num_layers() != num_local_layers()) {
-    return absl::InvalidArgumentError(absl::StrCat("cache has ", cache.num_layers(),
-                                                   " layers, the shard ", num_local_layers()));
-  }
-  MLA_ASSIGN_OR_RETURN(const FlatBatch b, FlattenBatch(batch, c, cache.num_blocks()));
-  MLA_ASSIGN_OR_RETURN(const StepIndex index, be.BeginStep(b));
-  const LayerStep step{.backend = be, .config = c, .batch = b, .index = index};
+  const FlatBatch& b = step.batch;
+  const StepIndex& index = step.index;
+  Backend& be = *backend;
   const int64_t T = b.num_tokens, d = c.hidden_size;
 
   MLA_ASSIGN_OR_RETURN(float* h, be.Scratch<float>(T * d));
@@ -105,21 +118,21 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   // A layer's output, summed over the tp group and rounded to float once, into delta.
   MLA_ASSIGN_OR_RETURN(const Partial partial, be.ScratchPartial(T * d));
   auto reduce_into_delta = [&]() -> absl::Status {
-    MLA_RETURN_IF_ERROR(be.AllReducePartial(impl_->comms.tp, partial));
+    MLA_RETURN_IF_ERROR(be.AllReducePartial(comms.tp, partial));
     return be.PartialToFloat(partial, delta);
   };
   if (w.first_stage()) {  // vocab-parallel embedding: each rank looks up its rows
     MLA_RETURN_IF_ERROR(
         be.Embed(w.embed.data(), index.tokens, T, d, w.vocab_begin, w.vocab_end, h));
-    MLA_RETURN_IF_ERROR(be.AllReduce(impl_->comms.tp, h, T * d));
+    MLA_RETURN_IF_ERROR(be.AllReduce(comms.tp, h, T * d));
   } else {
-    MLA_RETURN_IF_ERROR(be.Recv(impl_->comms.pp_prev, h, T * d, 0));
+    MLA_RETURN_IF_ERROR(be.Recv(comms.pp_prev, h, T * d, 0));
   }
-  for (int64_t i = 0; i < num_local_layers(); ++i) {
+  for (int64_t i = 0; i < static_cast<int64_t>(w.layers.size()); ++i) {
     const LayerWeights& layer = w.layers[i];
     // h += MLA(RMSNorm(h)); h += FFN(RMSNorm(h)).
     MLA_RETURN_IF_ERROR(be.RmsNorm(h, layer.input_norm.data(), T, d, c.rms_norm_eps, normed));
-    MLA_RETURN_IF_ERROR(MlaAttentionForward(step, layer.attn, w.local_heads, impl_->attention,
+    MLA_RETURN_IF_ERROR(MlaAttentionForward(step, layer.attn, w.local_heads, attention,
                                             cache.Layer(i), normed, partial));
     MLA_RETURN_IF_ERROR(reduce_into_delta());
     MLA_RETURN_IF_ERROR(
@@ -134,20 +147,68 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   }
 
   if (!w.last_stage()) {
-    MLA_RETURN_IF_ERROR(be.Send(impl_->comms.pp_next, h, T * d, 1));
-    return StepOutput{};
+    MLA_RETURN_IF_ERROR(be.Send(comms.pp_next, h, T * d, 1));
+    return nullptr;
   }
-
-  // Logits only for the last row of each sequence that samples.
-  const int64_t S = static_cast<int64_t>(b.sample_rows.size()), V = c.vocab_size;
+  // Logits only for the last row of each sequence that samples (and a padded batch's rows).
+  const int64_t S = static_cast<int64_t>(b.sample_rows.size());
   const int64_t V_local = w.vocab_end - w.vocab_begin;
   MLA_ASSIGN_OR_RETURN(float* last, be.Scratch<float>(S * d));
   MLA_ASSIGN_OR_RETURN(float* local, be.Scratch<float>(S * V_local));
   MLA_RETURN_IF_ERROR(be.GatherRows(h, index.sample_rows, S, 1, d, last));
   MLA_RETURN_IF_ERROR(be.RmsNorm(last, w.final_norm.data(), S, d, c.rms_norm_eps, last));
   MLA_RETURN_IF_ERROR(be.Linear(last, w.lm_head.data(), S, d, V_local, local));
-  MLA_ASSIGN_OR_RETURN(float* logits, impl_->GatherVocab(local, S));
+  return GatherVocab(local, S);
+}
 
+absl::StatusOr<float*> Model::Impl::RunGraphed(const LayerStep& step, LatentCachePool& cache,
+                                               const GraphShape& shape) {
+  Backend& be = *backend;
+  if (auto it = recorded.find(shape); it != recorded.end()) {
+    MLA_ASSIGN_OR_RETURN(const bool replayed, be.Replay(shape));
+    if (replayed) return it->second;
+    recorded.erase(it);  // dropped by the backend (its memory moved): record it again later
+    seen.erase(shape);
+  } else if (seen.contains(shape)) {
+    // Second sighting: the scratch has grown to the step's size, so record it now.
+    MLA_RETURN_IF_ERROR(be.BeginCapture());
+    absl::StatusOr<float*> logits = Body(step, cache);
+    MLA_ASSIGN_OR_RETURN(const bool kept, be.EndCapture(shape, logits.ok()));
+    if (kept) {
+      recorded[shape] = *logits;
+      MLA_ASSIGN_OR_RETURN(const bool replayed, be.Replay(shape));
+      if (replayed) return *logits;
+      recorded.erase(shape);
+    }
+    seen.erase(shape);  // not recordable now: run it, and try again after another sighting
+  }
+  seen.insert(shape);
+  return Body(step, cache);
+}
+
+absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePool& cache,
+                                          const ForwardOptions& options) {
+  const ModelWeights& w = impl_->w;
+  const ModelConfig& c = w.config;
+  Backend& be = *impl_->backend;
+  if (cache.num_layers() != num_local_layers()) {
+    return absl::InvalidArgumentError(absl::StrCat("cache has ", cache.num_layers(),
+                                                   " layers, the shard ", num_local_layers()));
+  }
+  MLA_ASSIGN_OR_RETURN(FlatBatch b, FlattenBatch(batch, c, cache.num_blocks()));
+  // A decode step of a recordable shape is padded to it, recorded once and replayed after.
+  std::optional<GraphShape> shape;
+  if (options.step_graphs && impl_->CanRecord()) shape = GraphShapeFor(b, kMaxGraphTokens);
+  if (shape) PadToGraphShape(b, *shape);
+  MLA_ASSIGN_OR_RETURN(const StepIndex index,
+                       be.BeginStep(b, StepOptions{.attention_heads = w.local_heads,
+                                                   .graph_shape = shape.has_value()}));
+  const LayerStep step{.backend = be, .config = c, .batch = b, .index = index};
+  MLA_ASSIGN_OR_RETURN(float* logits, shape ? impl_->RunGraphed(step, cache, *shape)
+                                            : impl_->Body(step, cache));
+  if (!w.last_stage()) return StepOutput{};
+
+  const int64_t S = static_cast<int64_t>(b.sample_seqs.size()), V = c.vocab_size;
   std::vector<kernels::SamplingParams> params(S);
   std::vector<uint64_t> steps(S);
   StepOutput out;

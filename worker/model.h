@@ -15,6 +15,13 @@
 // stage other than the last sends them to comms.pp_next and returns no tokens; the last stage
 // gathers the vocab-parallel logits and every tp rank samples the same tokens. Every rank of the
 // group must run the same steps in the same order. Not thread-safe: one caller at a time.
+//
+// Step graphs (ForwardOptions::step_graphs, a backend that records steps, one worker for the
+// whole model): a decode-only step is padded to its GraphShape (flat_batch.h); the first step
+// of a shape runs op by op (the backend's scratch grows to the step's size), the second is
+// recorded and replayed, and later ones only replay — one launch instead of hundreds. Padding
+// rows write nothing and are not sampled, so the tokens are those of the unpadded step, and a
+// replay computes exactly what the same padded step run op by op computes.
 #ifndef MLASERVE_WORKER_MODEL_H_
 #define MLASERVE_WORKER_MODEL_H_
 
@@ -42,7 +49,14 @@ struct ShardSpec {
 
 struct ForwardOptions {
   bool return_logits = false;  // fill StepOutput::logits
+  // Record decode steps of up to kMaxGraphTokens rows once per GraphShape and replay them
+  // (CUDA graphs) where the backend can and the model is on one worker; false: always run the
+  // ops one by one (like vLLM's --enforce-eager).
+  bool step_graphs = true;
 };
+
+// The largest decode batch recorded as a step graph (shapes of 1, 2, 4, ... rows up to it).
+inline constexpr int64_t kMaxGraphTokens = 64;
 
 class Model {
  public:
@@ -60,6 +74,9 @@ class Model {
   const ShardSpec& shard() const;
   int64_t num_local_layers() const;
   Backend& backend();
+
+  // Decode-step shapes recorded as step graphs so far (not counting ones the backend dropped).
+  int64_t num_step_graphs() const;
 
   // A latent cache of num_blocks blocks for this shard's layers, in the backend's memory.
   absl::StatusOr<std::unique_ptr<LatentCachePool>> NewCache(int64_t num_blocks);

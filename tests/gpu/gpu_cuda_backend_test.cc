@@ -3,9 +3,11 @@
 // and Decode() lay them out; scratch handed out before the arena grows must stay valid; Linear
 // must give the same result whatever the alignment of its weight and output (misaligned ones go
 // through an aligned copy); float partials, Copy2D, GatherRows, Add, greedy Sample; attention
-// outside the planned step is refused. Tolerances: Linear as in gpu_linear_test (bf16-rounded
+// outside the planned step is refused; a recorded step replays on a later step's arrays, and is
+// dropped (not replayed) once the scratch it wrote has moved. Tolerances: Linear as in gpu_linear_test (bf16-rounded
 // input, so only the summation order differs: relative L2 <= 1e-4); everything else is a copy or
 // an exact float op (bit-identical).
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -53,6 +55,8 @@ T* Upload(Backend& be, const std::vector<T>& host) {
 
 bool Aligned256(const void* p) { return reinterpret_cast<uintptr_t>(p) % 256 == 0; }
 
+const StepOptions kStep{.attention_heads = 16};
+
 // Two prefill chunks (one with a cached prefix) and two decodes, given out of order.
 absl::StatusOr<FlatBatch> MixedBatch() {
   ModelConfig c;
@@ -90,7 +94,7 @@ TEST(GpuCudaBackend, BeginStepUploadsTheFlatBatch) {
   EXPECT_EQ(be->Describe().rfind("cuda:0 (", 0), 0u) << be->Describe();
   MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
   ASSERT_EQ(b.prefill_seqs, 2);
-  MLA_ASSERT_OK_AND_ASSIGN(const StepIndex index, be->BeginStep(b));
+  MLA_ASSERT_OK_AND_ASSIGN(const StepIndex index, be->BeginStep(b, kStep));
   const int64_t n = static_cast<int64_t>(b.order.size()), T = b.num_tokens;
   EXPECT_EQ(Download(*be, index.tokens, T), b.tokens);
   EXPECT_EQ(Download(*be, index.positions, T), b.positions);
@@ -121,7 +125,7 @@ TEST(GpuCudaBackend, ScratchStaysValidWhenTheArenaGrows) {
   ASSERT_NE(be, nullptr);
   MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
   for (int step = 0; step < 2; ++step) {
-    MLA_ASSERT_OK(be->BeginStep(b).status());
+    MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
     std::mt19937 rng(gt::TestSeed());
     const std::vector<float> pattern = gt::RandomNormals(rng, 1000, 1.0f);
     float* early = Upload(*be, pattern);
@@ -141,7 +145,7 @@ TEST(GpuCudaBackend, LinearIsTheSameAtAnyAlignment) {
   std::unique_ptr<Backend> be = MakeBackendOrDie();
   ASSERT_NE(be, nullptr);
   MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b).status());
+  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   std::mt19937 rng(gt::TestSeed());
   const int64_t rows = 5, in = 64, out = 24;
   const std::vector<float> x = gt::RandomNormals(rng, rows * in, 1.0f);
@@ -178,7 +182,7 @@ TEST(GpuCudaBackend, CopiesGathersAddsAndSamples) {
   std::unique_ptr<Backend> be = MakeBackendOrDie();
   ASSERT_NE(be, nullptr);
   MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b).status());
+  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   std::mt19937 rng(gt::TestSeed());
   const std::vector<float> src = gt::RandomNormals(rng, 3 * 7, 1.0f);
   std::vector<float> want(3 * 6, -1.0f);
@@ -225,15 +229,102 @@ TEST(GpuCudaBackend, AttentionOutsideThePlannedStepIsRefused) {
   absl::Status s = be->MlaDecodeAttention(params);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK_AND_ASSIGN(const StepIndex index, be->BeginStep(b));
+  MLA_ASSERT_OK_AND_ASSIGN(const StepIndex index, be->BeginStep(b, kStep));
   params.batch = index.prefill;  // not the decode rows
   s = be->MlaDecodeAttention(params);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("is not this step's StepIndex::decode"), std::string::npos) << s;
+  params.batch = index.decode;
+  params.dims.heads = 32;  // BeginStep planned for 16
+  s = be->MlaDecodeAttention(params);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("planned the step for 16 heads"), std::string::npos) << s;
   kernels::MlaPrefillParams prefill{.dims = params.dims, .batch = index.decode};
   s = be->MlaPrefillAttention(prefill);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("is not this step's StepIndex::prefill"), std::string::npos) << s;
+  // A step with decodes needs the head count to plan them.
+  s = be->BeginStep(b, StepOptions{}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("attention_heads"), std::string::npos) << s;
+}
+
+// Three decodes of a GraphShape; `base` shifts the tokens.
+FlatBatch DecodeBatch(int32_t base) {
+  ModelConfig c;
+  c.vocab_size = 100;
+  c.max_position_embeddings = 4096;
+  StepBatch batch;
+  for (int32_t i = 0; i < 3; ++i) {
+    batch.seqs.push_back({.seq_id = i, .tokens = {base + i}, .start_pos = 5 * i,
+                          .block_table = {i}, .sample = true});
+  }
+  absl::StatusOr<FlatBatch> b = FlattenBatch(batch, c, /*num_blocks=*/4);
+  EXPECT_TRUE(b.ok()) << b.status();
+  PadToGraphShape(*b, *GraphShapeFor(*b, 64));
+  return *std::move(b);
+}
+
+TEST(GpuCudaBackend, RecordedStepReplaysOnALaterStepsArrays) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  ASSERT_NE(be, nullptr);
+  ASSERT_TRUE(be->CanCaptureSteps());
+  const int64_t vocab = 100, dim = 8;
+  std::vector<bf16> table(vocab * dim);
+  for (int64_t i = 0; i < vocab * dim; ++i) table[i] = FloatToBf16(static_cast<float>(i));
+  MLA_ASSERT_OK_AND_ASSIGN(const Array<bf16> d_table, be->Place(table));
+  const StepOptions graphed{.attention_heads = 16, .graph_shape = true};
+  auto want = [&](const FlatBatch& b) {  // Embed of every row, then doubled by Add
+    std::vector<float> rows;
+    for (int32_t t : b.tokens) {
+      for (int64_t c = 0; c < dim; ++c) rows.push_back(2.0f * Bf16ToFloat(table[t * dim + c]));
+    }
+    return rows;
+  };
+
+  // Record: the ops run only when replayed.
+  const FlatBatch first = DecodeBatch(10);
+  const GraphShape shape = *GraphShapeFor(first, 64);
+  MLA_ASSERT_OK_AND_ASSIGN(StepIndex index, be->BeginStep(first, graphed));
+  MLA_ASSERT_OK_AND_ASSIGN(float* out, be->Scratch<float>(4 * dim));
+  MLA_ASSERT_OK(be->FillBytes(out, 0xff, 4 * dim * 4));
+  MLA_ASSERT_OK(be->BeginCapture());
+  MLA_ASSERT_OK(be->Embed(d_table.data(), index.tokens, 4, dim, 0, vocab, out));
+  MLA_ASSERT_OK(be->Add(out, 4 * dim, out));
+  MLA_ASSERT_OK_AND_ASSIGN(bool kept, be->EndCapture(shape, true));
+  ASSERT_TRUE(kept);
+  std::vector<float> got = Download(*be, out, 4 * dim);
+  EXPECT_TRUE(std::isnan(got[0])) << "recording ran the ops";
+  MLA_ASSERT_OK_AND_ASSIGN(bool replayed, be->Replay(shape));
+  ASSERT_TRUE(replayed);
+  EXPECT_EQ(Download(*be, out, 4 * dim), want(first));
+
+  // A later step of the same shape: its own tokens, the same addresses.
+  const FlatBatch second = DecodeBatch(40);
+  MLA_ASSERT_OK_AND_ASSIGN(index, be->BeginStep(second, graphed));
+  MLA_ASSERT_OK_AND_ASSIGN(replayed, be->Replay(shape));
+  ASSERT_TRUE(replayed);
+  EXPECT_EQ(Download(*be, out, 4 * dim), want(second));
+  // Scratch handed out after a replay does not overlap what the replay wrote.
+  MLA_ASSERT_OK_AND_ASSIGN(float* after, be->Scratch<float>(1));
+  EXPECT_TRUE(after >= out + 4 * dim || after + 1 <= out);
+
+  // A recording that is not kept leaves nothing to replay, and ran nothing.
+  MLA_ASSERT_OK_AND_ASSIGN(index, be->BeginStep(first, graphed));
+  MLA_ASSERT_OK(be->BeginCapture());
+  MLA_ASSERT_OK(be->FillBytes(out, 0, 4 * dim * 4));
+  MLA_ASSERT_OK_AND_ASSIGN(kept, be->EndCapture(GraphShape{.tokens = 2, .max_blocks = 1}, false));
+  EXPECT_FALSE(kept);
+  MLA_ASSERT_OK_AND_ASSIGN(replayed, be->Replay(GraphShape{.tokens = 2, .max_blocks = 1}));
+  EXPECT_FALSE(replayed);
+  EXPECT_EQ(Download(*be, out, 4 * dim), want(second));
+
+  // The arena grows (a new block): the recording's memory moved, so it is dropped.
+  MLA_ASSERT_OK(be->Scratch<char>(int64_t{512} << 20).status());
+  MLA_ASSERT_OK_AND_ASSIGN(index, be->BeginStep(first, graphed));
+  MLA_ASSERT_OK_AND_ASSIGN(replayed, be->Replay(shape));
+  EXPECT_FALSE(replayed);
 }
 
 }  // namespace

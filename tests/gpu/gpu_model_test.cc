@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -112,6 +113,14 @@ std::vector<int32_t> RandomPrompt(int64_t n, int64_t vocab, std::mt19937& rng) {
   return p;
 }
 
+// The tiny-mla checkpoint of `seed`, written into `dir`.
+absl::StatusOr<std::unique_ptr<Checkpoint>> TinyMlaCheckpoint(uint32_t seed, const TempDir& dir) {
+  const absl::Status written =
+      tools::WriteSyntheticCheckpoint({.preset = "tiny-mla", .seed = seed}, dir.path());
+  if (!written.ok()) return written;
+  return Checkpoint::Open(dir.path());
+}
+
 absl::StatusOr<std::vector<GenerateResult>> GenerateOn(std::shared_ptr<Backend> backend,
                                                        const Checkpoint& checkpoint,
                                                        const std::vector<GenerateRequest>& r) {
@@ -125,9 +134,7 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
   MLA_SKIP_WITHOUT_GPU();
   const uint32_t seed = kernels::cuda::testing::TestSeed();
   TempDir dir;
-  MLA_ASSERT_OK(tools::WriteSyntheticCheckpoint({.preset = "tiny-mla", .seed = seed},
-                                                dir.path()));
-  MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(dir.path()));
+  MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Checkpoint> checkpoint, TinyMlaCheckpoint(seed, dir));
 
   MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Backend> cuda, MakeCudaBackend(0));
   std::printf("CUDA backend: %s\n", cuda->Describe().c_str());
@@ -209,6 +216,71 @@ TEST(GpuModel, GreedyTokensAndLogitsMatchCpu) {
                 gpu[r].tokens[diverge], gap, gpu_choice_loss, tolerance);
     EXPECT_LE(gap, tolerance) << "tokens diverge where the CPU's choice was clear";
     EXPECT_LE(gpu_choice_loss, tolerance) << "the GPU chose a token far below the CPU's best";
+  }
+}
+
+// Step graphs (model.h): the same decode step forwarded three times — op by op on its padded
+// shape (first sighting), recorded and replayed (second), replayed (third) — gives bit-identical
+// logits and tokens (the step rewrites the same latents into the same slots, so its inputs do
+// not change). Against the same step run unpadded op by op (step_graphs off) the tokens are
+// equal and the logits agree to float rounding: the padding changes only the attention plan's
+// lanes and the GEMMs' row count, so the summation order (bound: rel_l2 <= 1e-3).
+TEST(GpuModel, RecordedDecodeStepReplaysExactly) {
+  MLA_SKIP_WITHOUT_GPU();
+  const uint32_t seed = kernels::cuda::testing::TestSeed();
+  TempDir dir;
+  MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Checkpoint> checkpoint, TinyMlaCheckpoint(seed, dir));
+  MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Backend> cuda, MakeCudaBackend(0));
+  MLA_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Model> model,
+      Model::Load(*checkpoint, ShardSpec{}, ModelComms{}, std::move(cuda)));
+  const int64_t vocab = model->config().vocab_size;
+  MLA_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LatentCachePool> cache, model->NewCache(16));
+  std::mt19937 rng(seed);
+
+  // Three prompts (5, 70 and 130 tokens) prefilled, then one decode step of all three: a graph
+  // shape of 4 rows (one padding row) and 4 blocks.
+  StepBatch prefill, decode;
+  int32_t next_block = 0;
+  for (int64_t len : {5, 70, 130}) {
+    const int64_t seq = static_cast<int64_t>(prefill.seqs.size());
+    const int64_t blocks = (len + 1 + kernels::kBlockSize - 1) / kernels::kBlockSize;
+    std::vector<int32_t> table;
+    for (int64_t b = 0; b < blocks; ++b) table.push_back(next_block++);
+    prefill.seqs.push_back({.seq_id = seq, .tokens = RandomPrompt(len, vocab, rng),
+                            .start_pos = 0, .block_table = table});
+    decode.seqs.push_back({.seq_id = seq, .tokens = RandomPrompt(1, vocab, rng),
+                           .start_pos = static_cast<int32_t>(len), .block_table = table,
+                           .sample = true});
+  }
+  MLA_ASSERT_OK(model->Forward(prefill, *cache).status());
+  std::vector<StepOutput> runs;
+  for (int i = 0; i < 3; ++i) {
+    MLA_ASSERT_OK_AND_ASSIGN(StepOutput out,
+                             model->Forward(decode, *cache, {.return_logits = true}));
+    EXPECT_EQ(model->num_step_graphs(), i == 0 ? 0 : 1) << "after forward " << i;
+    runs.push_back(std::move(out));
+  }
+  MLA_ASSERT_OK_AND_ASSIGN(
+      StepOutput eager,
+      model->Forward(decode, *cache, {.return_logits = true, .step_graphs = false}));
+  ASSERT_EQ(runs[0].logits.size(), static_cast<size_t>(3 * vocab));
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(runs[i].tokens, runs[0].tokens) << "forward " << i;
+    int64_t differ = 0;
+    for (size_t v = 0; v < runs[0].logits.size(); ++v) {
+      differ += std::memcmp(&runs[i].logits[v], &runs[0].logits[v], sizeof(float)) != 0;
+    }
+    EXPECT_EQ(differ, 0) << "forward " << i << " (" << (i == 1 ? "recorded" : "replayed")
+                         << ") vs op by op on the padded shape: logits differ";
+  }
+  EXPECT_EQ(eager.tokens, runs[0].tokens) << "unpadded, op by op";
+  for (int64_t r = 0; r < 3; ++r) {
+    const StepComparison c =
+        CompareLogits(&runs[2].logits[r * vocab], &eager.logits[r * vocab], vocab);
+    std::printf("row %lld: replayed vs unpadded op by op: rel_l2 %.3g, max |diff| %.3g\n",
+                static_cast<long long>(r), c.rel_l2, c.max_abs_diff);
+    EXPECT_LE(c.rel_l2, 1e-3) << "row " << r;
   }
 }
 

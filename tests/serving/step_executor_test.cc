@@ -60,7 +60,8 @@ TEST_F(StepExecutorTest, DeltaStepsGiveTheGeneratorsTokens) {
   auto expected = Generate(*shard_.model, {request});
   ASSERT_TRUE(expected.ok()) << expected.status();
 
-  StepExecutor executor(shard_.model.get(), shard_.cache.get(), /*returns_tokens=*/true);
+  StepExecutor executor(shard_.model.get(), shard_.cache.get(), /*returns_tokens=*/true,
+                        /*step_graphs=*/true);
   std::vector<int32_t> got;
   for (int i = 0; i < kTokens; ++i) {
     v1::Step step;
@@ -96,7 +97,8 @@ TEST_F(StepExecutorTest, DeltaStepsGiveTheGeneratorsTokens) {
 }
 
 TEST_F(StepExecutorTest, ReportsErrorsAndOnlyTheSamplingRankReturnsTokens) {
-  StepExecutor quiet(shard_.model.get(), shard_.cache.get(), /*returns_tokens=*/false);
+  StepExecutor quiet(shard_.model.get(), shard_.cache.get(), /*returns_tokens=*/false,
+                     /*step_graphs=*/true);
   v1::Step step;
   step.set_step_id(1);
   v1::SequenceStep* s = step.add_seqs();
@@ -109,7 +111,7 @@ TEST_F(StepExecutorTest, ReportsErrorsAndOnlyTheSamplingRankReturnsTokens) {
   EXPECT_EQ(result.step_id(), 1u);
   EXPECT_EQ(result.seq_ids_size(), 0);
 
-  StepExecutor executor(shard_.model.get(), shard_.cache.get(), true);
+  StepExecutor executor(shard_.model.get(), shard_.cache.get(), true, /*step_graphs=*/true);
   s->set_tokens(0, 5000);  // outside the vocabulary
   result = executor.Run(step);
   ASSERT_TRUE(result.has_error());

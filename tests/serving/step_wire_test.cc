@@ -20,7 +20,8 @@ TEST(StepWire, WorkerTablesFollowTheSchedulerThroughPreemptionAndCancel) {
   ASSERT_TRUE(scheduler.ok());
   Scheduler& s = **scheduler;
   StepEncoder encoder(kBase);
-  worker_service::StepExecutor executor(nullptr, nullptr, /*returns_tokens=*/true);
+  worker_service::StepExecutor executor(nullptr, nullptr, /*returns_tokens=*/true,
+                                        /*step_graphs=*/true);
 
   std::vector<int64_t> ids;
   for (int n : {70, 20, 100, 5}) {
@@ -87,7 +88,7 @@ TEST(StepWire, DecodeChecksTheAnswer) {
 }
 
 TEST(StepWire, ExecutorRefusesAnOffsetPastWhatItKeeps) {
-  worker_service::StepExecutor executor(nullptr, nullptr, true);
+  worker_service::StepExecutor executor(nullptr, nullptr, true, /*step_graphs=*/true);
   v1::Step step;
   step.set_step_id(1);
   v1::SequenceStep* seq = step.add_seqs();

@@ -7,8 +7,9 @@
 
 namespace mla::worker_service {
 
-StepExecutor::StepExecutor(Model* model, LatentCachePool* cache, bool returns_tokens)
-    : model_(model), cache_(cache), returns_tokens_(returns_tokens) {}
+StepExecutor::StepExecutor(Model* model, LatentCachePool* cache, bool returns_tokens,
+                           bool step_graphs)
+    : model_(model), cache_(cache), returns_tokens_(returns_tokens), step_graphs_(step_graphs) {}
 
 std::vector<int32_t> StepExecutor::table(int64_t seq_id) const {
   auto it = tables_.find(seq_id);
@@ -51,7 +52,7 @@ v1::StepResult StepExecutor::Run(const v1::Step& step) {
   result.set_micro_batch(step.micro_batch());
   absl::StatusOr<StepBatch> batch = ToBatch(step);
   absl::StatusOr<StepOutput> out =
-      batch.ok() ? model_->Forward(*batch, *cache_, {.return_logits = step.return_logits()})
+      batch.ok() ? model_->Forward(*batch, *cache_, {.return_logits = step.return_logits(), .step_graphs = step_graphs_})
                  : absl::StatusOr<StepOutput>(batch.status());
   if (!out.ok()) {
     result.set_error(out.status().ToString());

@@ -27,8 +27,8 @@ namespace mla::worker_service {
 class StepExecutor {
  public:
   // returns_tokens: this rank reports the sampled tokens (the last stage's tp-rank 0); other
-  // ranks answer with the step id alone.
-  StepExecutor(Model* model, LatentCachePool* cache, bool returns_tokens);
+  // ranks answer with the step id alone. step_graphs: ForwardOptions::step_graphs.
+  StepExecutor(Model* model, LatentCachePool* cache, bool returns_tokens, bool step_graphs);
 
   StepExecutor(const StepExecutor&) = delete;
   StepExecutor& operator=(const StepExecutor&) = delete;
@@ -48,6 +48,7 @@ class StepExecutor {
   Model* const model_;
   LatentCachePool* const cache_;
   const bool returns_tokens_;
+  const bool step_graphs_;
   absl::flat_hash_map<int64_t, std::vector<int32_t>> tables_;  // by seq_id
 };
 

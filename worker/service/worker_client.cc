@@ -203,7 +203,7 @@ class Session {
     const bool returns_tokens =
         assignment_.stage() + 1 == assignment_.pp_size() && assignment_.tp_rank() == 0;
     executor_ = std::make_unique<StepExecutor>(shard_.model.get(), shard_.cache.get(),
-                                               returns_tokens);
+                                               returns_tokens, options_.step_graphs);
     loaded.set_num_cache_blocks(shard_.cache->num_blocks());
     loaded.set_load_seconds(seconds);
     loaded.set_weight_bytes(shard_.weight_bytes);

@@ -36,6 +36,7 @@ struct WorkerOptions {
   double cache_memory_fraction = 0.85;                     // GPU: share of the memory free after
                                                            // loading that the cache takes
   int device = -1;                                         // GPU ordinal; -1 = CPU
+  bool step_graphs = true;  // ForwardOptions::step_graphs (false: --enforce_eager)
   int preferred_rank = -1;                                 // asked for in Register; -1 = any
   std::string gloo_host;                                   // CPU groups: address to listen on;
                                                            // empty = toward the coordinator

@@ -34,6 +34,8 @@ ABSL_FLAG(double, cache_memory_fraction, 0.85,
           "GPU: share of the device memory free after loading the weights that the latent cache "
           "takes (the rest holds activations and workspaces)");
 ABSL_FLAG(int, device, -1, "GPU ordinal; -1 = CPU");
+ABSL_FLAG(bool, enforce_eager, false,
+          "GPU: run every step op by op, never recording decode steps as CUDA graphs");
 ABSL_FLAG(int, rank, -1, "rank to ask for; -1 = $LWS_WORKER_INDEX if set, else any");
 ABSL_FLAG(double, connect_timeout_s, 60, "give up reaching the coordinator after this long");
 ABSL_FLAG(double, heartbeat_s, 2, "seconds between heartbeats");
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   options.num_cache_blocks = absl::GetFlag(FLAGS_num_cache_blocks);
   options.cache_memory_mb = absl::GetFlag(FLAGS_cache_memory_mb);
   options.device = absl::GetFlag(FLAGS_device);
+  options.step_graphs = !absl::GetFlag(FLAGS_enforce_eager);
   options.cache_memory_fraction = absl::GetFlag(FLAGS_cache_memory_fraction);
   if (options.cache_memory_fraction <= 0 || options.cache_memory_fraction >= 1) {
     std::fprintf(stderr, "mla-worker: --cache_memory_fraction must be in (0, 1)\n");

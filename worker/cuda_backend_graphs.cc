@@ -1,0 +1,70 @@
+#include "worker/cuda_backend_graphs.h"
+
+#include "kernels/cuda/cuda_status.h"
+#include "worker/status_macros.h"
+
+namespace mla {
+
+using kernels::cuda::CudaStatus;
+
+CudaStepGraphs::~CudaStepGraphs() {
+  for (auto& [shape, recording] : graphs_) cudaGraphExecDestroy(recording.exec);
+}
+
+absl::Status CudaStepGraphs::Begin(int64_t workspace_generation) {
+  if (capturing_) return absl::FailedPreconditionError("BeginCapture while recording");
+  begin_ = arena_->mark();
+  begin_workspace_generation_ = workspace_generation;
+  MLA_RETURN_IF_ERROR(
+      CudaStatus(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+                 "BeginCapture: cudaStreamBeginCapture"));
+  capturing_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CudaStepGraphs::End(const GraphShape& shape, bool keep,
+                                         int64_t workspace_generation, const void* step_arrays) {
+  if (!capturing_) return absl::FailedPreconditionError("EndCapture without BeginCapture");
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  const CudaScratchArena::Mark end = arena_->mark();
+  keep = keep && ended == cudaSuccess && graph != nullptr &&
+         end.generation == begin_.generation &&
+         workspace_generation == begin_workspace_generation_;
+  cudaGraphExec_t exec = nullptr;
+  if (keep) keep = cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  cudaGetLastError();  // a failed capture's error is not the next op's
+  if (!keep) return false;
+  if (auto it = graphs_.find(shape); it != graphs_.end()) Drop(it);
+  graphs_.emplace(shape, Recording{.exec = exec,
+                                   .end = end,
+                                   .workspace_generation = workspace_generation,
+                                   .step_arrays = step_arrays});
+  return true;
+}
+
+absl::StatusOr<bool> CudaStepGraphs::Replay(const GraphShape& shape,
+                                            int64_t workspace_generation,
+                                            const void* step_arrays) {
+  auto it = graphs_.find(shape);
+  if (it == graphs_.end()) return false;
+  const Recording& r = it->second;
+  const CudaScratchArena::Mark now = arena_->mark();
+  if (r.end.generation != now.generation || r.end.used < now.used ||
+      r.workspace_generation != workspace_generation || r.step_arrays != step_arrays) {
+    Drop(it);  // its memory moved
+    return false;
+  }
+  MLA_RETURN_IF_ERROR(arena_->AdvanceTo(r.end));
+  MLA_RETURN_IF_ERROR(CudaStatus(cudaGraphLaunch(r.exec, stream_), "Replay: cudaGraphLaunch"));
+  return true;
+}
+
+void CudaStepGraphs::Drop(std::map<GraphShape, Recording>::iterator it) {
+  cudaGraphExecDestroy(it->second.exec);  // freed once a launch in flight has finished
+  graphs_.erase(it);
+}
+
+}  // namespace mla
