@@ -1,12 +1,14 @@
 """What the PyTorch drivers of the benchmarks (mla_decode_torch.py, ops_torch.py) share: the
-roofline ceilings (GPU.md's measured H100 numbers), the floor of an op from its bytes and FLOPs,
-running our benchmark binary and reading its "RESULT ..." lines, and timing CUDA-graph replays.
-torch is passed in, so that importing this module does not need PyTorch.
+roofline ceilings (measured on the card of the run, as GPU.md measured the H100's), the floor of
+an op from its bytes and FLOPs, running our benchmark binary and reading its "RESULT ..." lines,
+and timing CUDA-graph replays. torch is passed in, so that importing this module does not need
+PyTorch.
 """
 import statistics
 import subprocess
 import sys
 
+# The ceilings floor_ms divides by: GPU.md's H100 numbers until measure_ceilings replaces them.
 PEAK_BYTES = 3.0e12   # B/s
 PEAK_FLOPS = 738e12   # dense bf16 FLOP/s
 L2_ROTATION_BYTES = 200e6  # inputs rotated over at least this much, so L2 (50 MB) holds none
@@ -14,6 +16,39 @@ L2_ROTATION_BYTES = 200e6  # inputs rotated over at least this much, so L2 (50 M
 
 def floor_ms(nbytes, flops):
     return 1e3 * max(nbytes / PEAK_BYTES, flops / PEAK_FLOPS)
+
+
+def measure_ceilings(torch):
+    """Measures this card's ceilings as GPU.md did for the H100 (a 1 GiB device-to-device copy,
+    bytes read + written; an 8192^3 bf16 matmul of random data; medians of 10 after warm-up),
+    makes floor_ms use them, prints and returns (B/s, FLOP/s)."""
+    global PEAK_BYTES, PEAK_FLOPS
+    start = torch.cuda.Event(enable_timing=True)
+    stop = torch.cuda.Event(enable_timing=True)
+
+    def median_ms(fn):
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(10):
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+        return statistics.median(times)
+
+    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    PEAK_BYTES = 2 * src.numel() / (median_ms(lambda: dst.copy_(src)) * 1e-3)
+    del src, dst
+    n = 8192
+    a = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    b = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    PEAK_FLOPS = 2 * n ** 3 / (median_ms(lambda: a @ b) * 1e-3)
+    print(f"ceilings measured on this card: {PEAK_BYTES / 1e12:.2f} TB/s (1 GiB copy), "
+          f"{PEAK_FLOPS / 1e12:.0f} TFLOP/s (bf16 8192^3 matmul)")
+    return PEAK_BYTES, PEAK_FLOPS
 
 
 def run_results(command, timeout):

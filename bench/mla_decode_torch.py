@@ -13,9 +13,10 @@ q [B, Q*H, 576]:
     o = softmax(s).bf16 @ kv[..., :512]
 Timing as ours: random inputs, enough copies rotated per call to exceed L2 (50 MB), each
 copy's call captured in a CUDA graph, CUDA events around 10 back-to-back replays, median over
-the groups (the median of single eager calls is printed too). Floors: bytes = sum(L) * 576 * 2 at 3.0 TB/s, FLOPs =
-2 * H * (576 + 512) * (keys attended, summed over query rows) at 738 TFLOP/s (GPU.md's
-measured H100 ceilings).
+the groups (the median of single eager calls is printed too). Floors: bytes = sum(L) * 576 * 2
+at the card's copy bandwidth, FLOPs = 2 * H * (576 + 512) * (keys attended, summed over query
+rows) at its bf16 matmul rate, both measured at the start of the run (bench_driver.py; on an
+H100 GPU.md measured 3.0 TB/s and 738 TFLOP/s).
 """
 import argparse
 import math
@@ -24,7 +25,8 @@ import statistics
 
 import torch
 
-from bench_driver import L2_ROTATION_BYTES, capture_graphs, floor_ms, replay_median_ms, run_results
+from bench_driver import (L2_ROTATION_BYTES, capture_graphs, floor_ms, measure_ceilings,
+                          replay_median_ms, run_results)
 
 D_CACHE, D_LATENT = 576, 512
 SCALE = 0.1352337789
@@ -125,6 +127,7 @@ def main():
     args = parser.parse_args()
     cases = [parse_case(n) for n in args.cases.split(",")]
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    measure_ceilings(torch)
     ours = run_ours(args.ours, cases, args.iters) if args.ours else {}
 
     rows = []

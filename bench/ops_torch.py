@@ -12,8 +12,8 @@ Timing as ours (ops_bench.cc): random inputs; ceil(200 MB / bytes) copies of the
 eager calls; then each copy's call captured in a CUDA graph and CUDA events around 10
 back-to-back replays (1 when a call takes over 1 ms), median over the groups (at most ~3 s per
 case). An op PyTorch cannot capture is timed eagerly and marked "(eager)". Floor = max(bytes /
-3.0 TB/s, flops / 738 TFLOP/s), GPU.md's measured H100 ceilings as in mla_decode_torch.py;
-the bytes (tensors read + written once) and FLOPs (tensor-core work) are stated per op in
+bandwidth, flops / bf16 matmul rate), the card's ceilings measured at the start of the run as in
+mla_decode_torch.py (bench_driver.py); the bytes (tensors read + written once) and FLOPs (tensor-core work) are stated per op in
 ops_torch_cases.py and ops_bench_*.cc, and a mismatch between the two is reported.
 
 Usage: python3 bench/ops_torch.py --ours build/bench/mla_ops_bench [--cases=a@64,b@4096]
@@ -24,7 +24,9 @@ import argparse
 import math
 import statistics
 
-from bench_driver import L2_ROTATION_BYTES, capture_graphs, floor_ms, replay_median_ms, run_results
+import bench_driver
+from bench_driver import (L2_ROTATION_BYTES, capture_graphs, floor_ms, measure_ceilings,
+                          replay_median_ms, run_results)
 
 MAX_COPIES = 128
 BUDGET_MS = 3000.0
@@ -102,6 +104,7 @@ def main():
     except (TypeError, RuntimeError):
         cases_mod.MM_OUT_DTYPE["supported"] = False
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    measure_ceilings(torch)
     names = args.cases.split(",") if args.cases else default_cases(cases_mod.OPS)
     ours = run_ours(args.ours, names, args.iters) if args.ours else {}
 
@@ -148,7 +151,9 @@ def main():
     for op, note in notes.items():
         print(f"- {op}: {note}")
     print("Columns: ours and PyTorch are CUDA-graph replay medians (eager: single eager calls);"
-          " floor = max(MB / 3.0 TB/s, GFLOP / 738 TFLOP/s); floor/ours = our share of the"
+          f" floor = max(MB / {bench_driver.PEAK_BYTES / 1e12:.2f} TB/s,"
+          f" GFLOP / {bench_driver.PEAK_FLOPS / 1e12:.0f} TFLOP/s) (measured above);"
+          " floor/ours = our share of the"
           " roofline; PyTorch/ours > 1 means ours is faster.")
 
 
