@@ -49,6 +49,8 @@ class Array {
       : owner_(std::move(owner)), data_(data), size_(size) {}
   T* data() const { return data_; }
   int64_t size() const { return size_; }
+  // The storage's owner: a backend may keep data derived from the tensor while it lives.
+  const std::shared_ptr<void>& owner() const { return owner_; }
   bool empty() const { return size_ == 0; }
 
  private:
@@ -98,6 +100,9 @@ struct MoeExpertsArgs {
   const float* weights = nullptr;           // MoeGate's [rows, top_k]
   int64_t expert_begin = 0;                 // global id of experts[0]
   std::vector<ExpertWeights> experts;       // this rank's, consecutive ids
+  std::weak_ptr<void> experts_owner;        // experts[0].gate's storage (loaded and freed
+                                            // with the others): caches of the pointers live
+                                            // while it does
   int64_t hidden = 0, width = 0;
 };
 
@@ -150,6 +155,10 @@ class Backend {
                               int64_t out, float* y) = 0;
   virtual absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in,
                               int64_t out, Partial y) = 0;
+  // Linear in float32 throughout (x not rounded, w widened exactly): the MoE router, which
+  // DeepSeek computes in float32 so that near-tie expert choices do not depend on rounding.
+  virtual absl::Status LinearF32(const float* x, const Array<bf16>& w, int64_t rows,
+                                 int64_t in, int64_t out, float* y) = 0;
   virtual absl::Status RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim,
                                float eps, float* y) = 0;
   virtual absl::Status AddRmsNorm(float* residual, const float* delta, const float* weight,

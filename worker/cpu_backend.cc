@@ -57,6 +57,11 @@ class CpuBackend final : public Backend {
     ops::Linear(x, w, rows, in, out, y);
     return absl::OkStatus();
   }
+  // The CPU's Linear already keeps x in float32.
+  absl::Status LinearF32(const float* x, const Array<bf16>& w, int64_t rows, int64_t in,
+                         int64_t out, float* y) override {
+    return Linear(x, w.data(), rows, in, out, y);
+  }
   absl::Status Linear(const float* x, const bf16* w, int64_t rows, int64_t in, int64_t out,
                       Partial y) override {
     ops::Linear(x, w, rows, in, out, AsDouble(y));

@@ -74,6 +74,8 @@ class CudaBackend final : public Backend {
     MLA_RETURN_IF_ERROR(CheckPartial("Linear", y, rows * out));
     return LinearInto(x, w, rows, in, out, AsFloat(y));
   }
+  absl::Status LinearF32(const float* x, const Array<bf16>& w, int64_t rows, int64_t in,
+                         int64_t out, float* y) override;
   absl::Status RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
                        float* y) override {
     return cu::RmsNorm(x, weight, rows, dim, eps, y, stream_);
@@ -191,7 +193,18 @@ class CudaBackend final : public Backend {
   char* workspace_ = nullptr;
   int64_t workspace_bytes_ = 0;
   int64_t workspace_generation_ = 0;  // buffers made so far
-  std::map<const bf16*, std::shared_ptr<void>> expert_tables_;  // by the first expert's gate
+  // Device data made from weights on first use, kept while the weights live (an address freed
+  // by one model and reused by the next must not find the old one's): the experts' pointer
+  // tables (by the first expert's gate) and LinearF32's float32 weights (by the weight).
+  struct Derived {
+    std::weak_ptr<void> source;
+    std::shared_ptr<void> data;
+  };
+  template <typename Make>
+  absl::StatusOr<void*> DerivedOf(std::map<const void*, Derived>& cache, const void* key,
+                                  const std::weak_ptr<void>& source, Make make);
+  std::map<const void*, Derived> expert_tables_;
+  std::map<const void*, Derived> widened_;
   std::unique_ptr<CudaStepGraphs> graphs_;
   std::map<std::pair<int64_t, int64_t>, cu::SamplePlan> sample_plans_;  // by (rows, vocab)
 };
@@ -302,10 +315,21 @@ absl::StatusOr<bool> CudaBackend::Replay(const GraphShape& shape) {
   return graphs_->Replay(shape, workspace_generation_, step_->index().tokens);
 }
 
+template <typename Make>
+absl::StatusOr<void*> CudaBackend::DerivedOf(std::map<const void*, Derived>& cache,
+                                             const void* key, const std::weak_ptr<void>& source,
+                                             Make make) {
+  auto it = cache.find(key);
+  if (it != cache.end() && !it->second.source.expired()) return it->second.data.get();
+  absl::StatusOr<std::shared_ptr<void>> data = make();
+  if (!data.ok()) return data.status();
+  cache[key] = Derived{.source = source, .data = *data};
+  return data->get();
+}
+
 absl::StatusOr<cu::MoeGroupedWeights> CudaBackend::ExpertTable(const MoeExpertsArgs& a) {
   const int64_t n = static_cast<int64_t>(a.experts.size());
-  auto it = expert_tables_.find(a.experts.front().gate);
-  if (it == expert_tables_.end()) {
+  auto make = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
     // [gate pointers | up pointers | down pointers], n each.
     std::vector<const bf16*> table;
     for (const ExpertWeights& e : a.experts) table.push_back(e.gate);
@@ -314,9 +338,11 @@ absl::StatusOr<cu::MoeGroupedWeights> CudaBackend::ExpertTable(const MoeExpertsA
     const int64_t bytes = static_cast<int64_t>(table.size() * sizeof(const bf16*));
     MLA_ASSIGN_OR_RETURN(std::shared_ptr<void> device, Allocate(bytes));
     MLA_RETURN_IF_ERROR(CopyToBackend(table.data(), bytes, device.get()));
-    it = expert_tables_.emplace(a.experts.front().gate, std::move(device)).first;
-  }
-  const auto* pointers = static_cast<const bf16* const*>(it->second.get());
+    return device;
+  };
+  MLA_ASSIGN_OR_RETURN(void* table,
+                       DerivedOf(expert_tables_, a.experts.front().gate, a.experts_owner, make));
+  const auto* pointers = static_cast<const bf16* const*>(table);
   return cu::MoeGroupedWeights{.gate = pointers,
                                .up = pointers + n,
                                .down = pointers + 2 * n,
@@ -396,6 +422,27 @@ absl::Status CudaBackend::LinearInto(const float* x, const bf16* w, int64_t rows
   return CudaStatus(cudaMemcpyAsync(y, y_aligned, rows * out * sizeof(float),
                                     cudaMemcpyDeviceToDevice, stream_),
                     "Linear: cudaMemcpyAsync to a misaligned output");
+}
+
+// The float32 copy of a weight is made on first use and kept (the router: E x hidden floats a
+// layer, 7.3 MB at V3's shapes).
+absl::Status CudaBackend::LinearF32(const float* x, const Array<bf16>& w, int64_t rows,
+                                   int64_t in, int64_t out, float* y) {
+  if (rows == 0 || out == 0) return absl::OkStatus();
+  if (!Aligned(x) || !Aligned(y) || w.size() < out * in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LinearF32: x and y must be 256-byte aligned (scratch) and the weight hold ", out * in,
+        " values, got ", w.size()));
+  }
+  auto make = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
+    MLA_ASSIGN_OR_RETURN(std::shared_ptr<void> wide,
+                         Allocate(out * in * static_cast<int64_t>(sizeof(float))));
+    MLA_RETURN_IF_ERROR(
+        cu::WidenBf16(w.data(), out * in, static_cast<float*>(wide.get()), stream_));
+    return wide;
+  };
+  MLA_ASSIGN_OR_RETURN(void* wide, DerivedOf(widened_, w.data(), w.owner(), make));
+  return cu::LinearF32(*linear_, x, static_cast<const float*>(wide), rows, in, out, y, stream_);
 }
 
 absl::Status CudaBackend::Copy2D(const float* src, int64_t src_stride, int64_t rows,

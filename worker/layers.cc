@@ -117,7 +117,7 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
   MLA_ASSIGN_OR_RETURN(int32_t* ids, be.Scratch<int32_t>(rows * k));
   MLA_ASSIGN_OR_RETURN(int32_t* offsets, be.Scratch<int32_t>(E + 1));
   MLA_ASSIGN_OR_RETURN(int32_t* pairs, be.Scratch<int32_t>(rows * k));
-  MLA_RETURN_IF_ERROR(be.Linear(x, w.router.data(), rows, d, E, logits));
+  MLA_RETURN_IF_ERROR(be.LinearF32(x, w.router, rows, d, E, logits));
   MLA_RETURN_IF_ERROR(
       be.MoeGate(logits, w.router_bias.data(), rows, c.Routing(), ids, weights));
   MLA_RETURN_IF_ERROR(be.MoeDispatch(ids, rows, k, E, offsets, pairs));
@@ -136,6 +136,7 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
                       .sorted_pairs = pairs,
                       .weights = weights,
                       .expert_begin = w.expert_begin,
+                      .experts_owner = w.experts.front().gate.owner(),
                       .hidden = d,
                       .width = w.experts.front().width};
   for (const MlpWeights& e : w.experts) {

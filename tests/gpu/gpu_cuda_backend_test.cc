@@ -2,7 +2,8 @@
 // own tests. BeginStep's StepIndex must hold FlatBatch's arrays laid out as FlatBatch::Prefill()
 // and Decode() lay them out; scratch handed out before the arena grows must stay valid; Linear
 // must give the same result whatever the alignment of its weight and output (misaligned ones go
-// through an aligned copy); float partials, Copy2D, GatherRows, Add, greedy Sample; attention
+// through an aligned copy); LinearF32 is cpu::Linear in float32, its weight copy never stale;
+// float partials, Copy2D, GatherRows, Add, greedy Sample; attention
 // outside the planned step is refused; a recorded step replays on a later step's arrays, and is
 // dropped (not replayed) once the scratch it wrote has moved. Tolerances: Linear as in gpu_linear_test (bf16-rounded
 // input, so only the summation order differs: relative L2 <= 1e-4); everything else is a copy or
@@ -175,6 +176,32 @@ TEST(GpuCudaBackend, LinearIsTheSameAtAnyAlignment) {
   MLA_ASSERT_OK(be->PartialToFloat(p, from_partial));
   gt::ExpectClose("Linear into a partial", Download(*be, from_partial, rows * out), ref,
                   {.rel_l2 = 1e-4, .atol = 1e-4 * gt::Rms(ref), .rtol = 1e-4});
+}
+
+// LinearF32 keeps x in float32 and widens the weight exactly: cpu::Linear's function, only the
+// summation order differs (fp32 math: relative L2 <= 1e-5). Its float32 weight copy belongs to
+// the weight: a new weight at a freed one's address is widened afresh.
+TEST(GpuCudaBackend, LinearF32IsTheCpuLinearInFloat32) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  ASSERT_NE(be, nullptr);
+  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
+  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
+  std::mt19937 rng(gt::TestSeed());
+  const int64_t rows = 7, in = 256, out = 40;
+  const std::vector<float> x = gt::RandomNormals(rng, rows * in, 1.0f);
+  const float* d_x = Upload(*be, x);
+  MLA_ASSERT_OK_AND_ASSIGN(float* y, be->Scratch<float>(rows * out));
+  for (int round = 0; round < 3; ++round) {
+    const std::vector<bf16> w = gt::ToBf16(gt::RandomNormals(rng, out * in, 0.125f));
+    std::vector<float> ref(rows * out);
+    kernels::cpu::Linear(x.data(), w.data(), rows, in, out, ref.data());
+    MLA_ASSERT_OK_AND_ASSIGN(const Array<bf16> d_w, be->Place(w));
+    MLA_ASSERT_OK(be->FillBytes(y, 0xff, rows * out * 4));
+    MLA_ASSERT_OK(be->LinearF32(d_x, d_w, rows, in, out, y));
+    gt::ExpectClose("LinearF32, weight " + std::to_string(round), Download(*be, y, rows * out),
+                    ref, {.rel_l2 = 1e-5, .atol = 1e-5 * gt::Rms(ref), .rtol = 1e-5});
+  }  // each round's weight is freed: the next may take its address
 }
 
 TEST(GpuCudaBackend, CopiesGathersAddsAndSamples) {

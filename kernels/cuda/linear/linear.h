@@ -47,10 +47,15 @@ class LinearContext {
   LinearContext() = default;
   friend absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                              int64_t in, int64_t out, float* y, cudaStream_t stream);
-  absl::StatusOr<const MatmulPlan*> GetPlan(int64_t rows, int64_t in, int64_t out);
+  friend absl::Status LinearF32(LinearContext& context, const float* x, const float* w,
+                                int64_t rows, int64_t in, int64_t out, float* y,
+                                cudaStream_t stream);
+  // The plan of one shape with operands of `dtype` (CUDA_R_16BF or CUDA_R_32F).
+  absl::StatusOr<const MatmulPlan*> GetPlan(int64_t rows, int64_t in, int64_t out,
+                                            cudaDataType_t dtype);
 
   std::unique_ptr<CublasLtSession> session_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<MatmulPlan>> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, std::unique_ptr<MatmulPlan>> plans_;
 };
 
 // y = x w^T (see above). REQUIRES: x, w, y 16-byte aligned; y does not alias x or w.
@@ -59,6 +64,16 @@ absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_
 
 // y[i] = bf16(x[i]) rounded to nearest even, i < n: float32 activations into Linear's x.
 absl::Status CastToBf16(const float* x, int64_t n, bf16* y, cudaStream_t stream);
+
+// y = x w^T all in float32: x [rows, in] and w [out, in] float32 (a bf16 weight widened exactly
+// by WidenBf16), y [rows, out]; CUBLAS_COMPUTE_32F without TF32, so only the summation order
+// differs from cpu::Linear on the same x and weight. For small GEMMs whose inputs must not be
+// rounded: the MoE router (DeepSeek computes the gate in float32). Same requirements as Linear.
+absl::Status LinearF32(LinearContext& context, const float* x, const float* w, int64_t rows,
+                       int64_t in, int64_t out, float* y, cudaStream_t stream);
+
+// y[i] = float(x[i]), exact, i < n.
+absl::Status WidenBf16(const bf16* x, int64_t n, float* y, cudaStream_t stream);
 
 }  // namespace mla::kernels::cuda
 
