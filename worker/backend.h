@@ -75,9 +75,16 @@ struct StepIndex {
   kernels::RaggedBatch decode;           // FlatBatch::Decode() with backend pointers
 };
 
+// A point in the step's scratch (Backend::MarkScratch); opaque to callers.
+struct ScratchMark {
+  int64_t block = 0;
+  int64_t used = 0;
+  int64_t live = 0;
+};
+
 // What BeginStep needs beyond the batch.
 struct StepOptions {
-  int64_t attention_heads = 0;  // query heads on this rank (the decode attention's plan)
+  kernels::MlaDims attention;  // this rank's attention dims (the attention kernels' plans)
   // The batch is padded to a GraphShape (PadToGraphShape) and the step may be recorded: the
   // decode attention is launched for the shape's bounds, whatever this step's plan.
   bool graph_shape = false;
@@ -122,7 +129,8 @@ class Backend {
   // Backend memory that holds `host`'s values (the CPU adopts the vector, no copy).
   template <typename T>
   absl::StatusOr<Array<T>> Place(std::vector<T> host);
-  // Scratch of `count` T, valid until the next BeginStep; 256-byte aligned.
+  // Scratch of `count` T, valid until the next BeginStep or a ReleaseScratch of a mark taken
+  // before it; 256-byte aligned.
   template <typename T>
   absl::StatusOr<T*> Scratch(int64_t count) {
     auto p = ScratchBytes(count * static_cast<int64_t>(sizeof(T)));
@@ -130,6 +138,11 @@ class Backend {
     return static_cast<T*>(*p);
   }
   absl::StatusOr<Partial> ScratchPartial(int64_t count);
+  // Scratch handed out after MarkScratch is free again at ReleaseScratch(mark), for what comes
+  // after (a layer's temporaries, reused by the next layer; ops run in order, so the ops before
+  // the release are done with it first). Marks are released innermost first.
+  virtual ScratchMark MarkScratch() = 0;
+  virtual absl::Status ReleaseScratch(const ScratchMark& mark) = 0;
   // Bytes free for the cache after what is allocated now; Unimplemented where unknown (CPU).
   virtual absl::StatusOr<int64_t> FreeMemoryBytes() = 0;
 

@@ -41,6 +41,16 @@ class CpuBackend final : public Backend {
     return absl::UnimplementedError("the CPU backend does not size its cache from free memory");
   }
 
+  ScratchMark MarkScratch() override {
+    return ScratchMark{.used = static_cast<int64_t>(scratch_.size())};
+  }
+  absl::Status ReleaseScratch(const ScratchMark& mark) override {
+    if (mark.used > static_cast<int64_t>(scratch_.size())) {
+      return absl::FailedPreconditionError("ReleaseScratch: the mark is past the scratch");
+    }
+    scratch_.resize(mark.used);  // the ops before ran synchronously
+    return absl::OkStatus();
+  }
   absl::StatusOr<StepIndex> BeginStep(const FlatBatch& b,
                                       const StepOptions& /*options*/) override {
     scratch_.clear();

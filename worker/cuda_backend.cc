@@ -57,6 +57,14 @@ class CudaBackend final : public Backend {
                       "FillBytes: cudaMemsetAsync");
   }
   absl::StatusOr<int64_t> FreeMemoryBytes() override;
+  ScratchMark MarkScratch() override {
+    const CudaScratchArena::Mark m = arena_->mark();
+    return ScratchMark{.block = m.generation, .used = m.used, .live = m.step_bytes};
+  }
+  absl::Status ReleaseScratch(const ScratchMark& mark) override {
+    arena_->Release(CudaScratchArena::Mark{mark.block, mark.used, mark.live});
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<StepIndex> BeginStep(const FlatBatch& batch,
                                       const StepOptions& options) override;
@@ -103,7 +111,7 @@ class CudaBackend final : public Backend {
   }
   absl::Status MlaPrefillAttention(const kernels::MlaPrefillParams& params) override {
     MLA_ASSIGN_OR_RETURN(const CudaStepPlan::PrefillRun run,
-                         step_->Prefill(params.dims, params.batch, *arena_));
+                         step_->Prefill(params.dims, params.batch));
     return cu::MlaPrefillAttention(*linear_, params, *run.plan, run.workspace, stream_);
   }
   absl::Status MlaAbsorbQuery(const float* q, const bf16* wkv_b, int64_t tokens,

@@ -68,6 +68,11 @@ absl::Status CudaScratchArena::AdvanceTo(const Mark& m) {
   return absl::OkStatus();
 }
 
+void CudaScratchArena::Release(const Mark& m) {
+  used_ = m.generation == generation_ ? std::min(used_, m.used) : 0;
+  step_bytes_ = std::min(step_bytes_, m.step_bytes);
+}
+
 absl::Status CudaScratchArena::Reset() {
   used_ = 0;
   step_bytes_ = 0;

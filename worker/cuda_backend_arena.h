@@ -52,12 +52,17 @@ class CudaScratchArena {
   struct Mark {
     int64_t generation = -1;
     int64_t used = 0;
+    int64_t step_bytes = 0;  // live bytes of the step, over all blocks
   };
-  Mark mark() const { return Mark{generation_, used_}; }
+  Mark mark() const { return Mark{generation_, used_, step_bytes_}; }
   // Makes the next Allocate start at `m` (a replayed recording's end), so that nothing handed
   // out after it overlaps what the replay writes. FAILED_PRECONDITION when the block is no
   // longer m's or more than m.used is already handed out.
   absl::Status AdvanceTo(const Mark& m);
+  // Frees what was handed out after `m` (a mark of this step, possibly of a block replaced
+  // since: then the whole current block is free). The caller's ops on the stream are ordered
+  // before any later user of the memory.
+  void Release(const Mark& m);
 
  private:
   absl::Status Grow(int64_t min_bytes);
@@ -67,7 +72,7 @@ class CudaScratchArena {
   int64_t capacity_ = 0;
   int64_t generation_ = 0;    // blocks made so far
   int64_t used_ = 0;          // bytes of block_ handed out since the last Reset
-  int64_t step_bytes_ = 0;    // bytes handed out since the last Reset, over all blocks
+  int64_t step_bytes_ = 0;    // bytes live since the last Reset, over all blocks
   std::vector<void*> retired_;  // blocks replaced this step, freed at the next Reset
 };
 

@@ -95,15 +95,15 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOpti
   // The decode plan is made here, so that its device copy travels with the arrays.
   const std::vector<int32_t> decode_context_lens(b.context_lens.begin() + b.prefill_seqs,
                                                  b.context_lens.end());
+  if (num_seqs > 0 && options.attention.heads <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "BeginStep: a step with sequences needs StepOptions::attention.heads > 0, got ",
+        options.attention.heads));
+  }
   if (decode_seqs > 0) {
-    if (options.attention_heads <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "BeginStep: a step with decodes needs StepOptions::attention_heads > 0, got ",
-          options.attention_heads));
-    }
     decode_plan_ = std::make_unique<kernels::cuda::MlaDecodePlan>(kernels::cuda::PlanMlaDecode(
         std::span<const int32_t>(b.decode_q_start), std::span<const int32_t>(decode_context_lens),
-        options.attention_heads, num_sms_));
+        options.attention.heads, num_sms_));
     device_plan_ = kernels::cuda::DevicePlanOf(*decode_plan_);
   }
 
@@ -160,7 +160,7 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOpti
     int64_t workspace_bytes = decode_plan_->workspace_bytes, grid_lanes = 0;
     if (options.graph_shape) {
       const kernels::cuda::MlaDecodeLaunchBounds bounds = kernels::cuda::MlaDecodeBoundsFor(
-          b.num_tokens - b.prefill_tokens, options.attention_heads);
+          b.num_tokens - b.prefill_tokens, options.attention.heads);
       workspace_bytes = bounds.workspace_bytes;
       grid_lanes = bounds.grid_lanes;
     }
@@ -176,24 +176,29 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOpti
         .grid_lanes = grid_lanes};
   }
 
-  prefill_tokens_ = b.prefill_tokens;
-  prefill_context_tokens_ = 0;
-  for (int64_t s = 0; s < b.prefill_seqs; ++s) prefill_context_tokens_ += b.context_lens[s];
+  // The prefill attention's plan and workspace, for the same reason: made before the layers.
+  if (b.prefill_seqs > 0) {
+    int64_t context_tokens = 0;
+    for (int64_t s = 0; s < b.prefill_seqs; ++s) context_tokens += b.context_lens[s];
+    prefill_plan_ = kernels::cuda::PlanMlaPrefill(b.prefill_seqs, b.prefill_tokens,
+                                                  context_tokens, options.attention);
+    prefill_dims_ = options.attention;
+    MLA_ASSIGN_OR_RETURN(prefill_workspace_,
+                         arena.Allocate(static_cast<int64_t>(prefill_plan_->workspace_bytes)));
+  }
   begun_ = true;
   return index_;
 }
 
-absl::StatusOr<CudaStepPlan::PrefillRun> CudaStepPlan::Prefill(const kernels::MlaDims& dims,
-                                                               const kernels::RaggedBatch& batch,
-                                                               CudaScratchArena& arena) {
+absl::StatusOr<CudaStepPlan::PrefillRun> CudaStepPlan::Prefill(
+    const kernels::MlaDims& dims, const kernels::RaggedBatch& batch) {
   if (!begun_) return absl::FailedPreconditionError("MlaPrefillAttention before BeginStep");
   MLA_RETURN_IF_ERROR(CheckBatch("MlaPrefillAttention", "prefill", batch, index_.prefill));
   if (!prefill_plan_ || !SameDims(prefill_dims_, dims)) {
-    prefill_plan_ = kernels::cuda::PlanMlaPrefill(index_.prefill.num_seqs, prefill_tokens_,
-                                                  prefill_context_tokens_, dims);
-    prefill_dims_ = dims;
-    MLA_ASSIGN_OR_RETURN(prefill_workspace_,
-                         arena.Allocate(static_cast<int64_t>(prefill_plan_->workspace_bytes)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlaPrefillAttention: dims (", dims.heads,
+        " heads) are not the ones BeginStep planned the step for (StepOptions::attention, ",
+        prefill_dims_.heads, " heads)"));
   }
   return PrefillRun{.plan = &*prefill_plan_, .workspace = prefill_workspace_};
 }

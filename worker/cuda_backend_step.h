@@ -5,13 +5,13 @@
 // context lengths, block tables) and the device copy of the decode attention's plan into one
 // piece of the scratch arena with one asynchronous copy from a pinned staging buffer (the next
 // Begin waits for that copy before refilling the buffer), and returns them as a StepIndex laid
-// out exactly as FlatBatch::Prefill() / Decode() lay out the host arrays. The decode plan is
-// made by Begin (for StepOptions::attention_heads), with its workspace from the arena right
-// after the arrays; for a step of a graph shape the launch is sized for the shape's bounds, so
-// that the same addresses and grid serve every later step of that shape (the plan itself is
-// read from device memory). The prefill plan needs the dims, so it is made on the step's first
-// MlaPrefillAttention call, with a workspace from the arena; every later layer of the step
-// reuses both (their ops run in stream order, so one workspace serves them all).
+// out exactly as FlatBatch::Prefill() / Decode() lay out the host arrays. Both attention plans
+// are made by Begin (for StepOptions::attention), with their workspaces from the arena right
+// after the arrays, before any layer's scratch (which a layer releases for the next: the
+// workspaces must outlive that). Every layer of the step reuses them (their ops run in stream
+// order, so one workspace serves them all). For a step of a graph shape the decode launch is
+// sized for the shape's bounds, so that the same addresses and grid serve every later step of
+// that shape (the plan itself is read from device memory).
 //
 // Thread-compatible (the backend's one thread); the device must be current for Begin.
 #ifndef MLASERVE_WORKER_CUDA_BACKEND_STEP_H_
@@ -45,20 +45,20 @@ class CudaStepPlan {
 
   // Uploads the step's arrays into `arena` (reset by the caller) on `stream`; forgets the last
   // step's plans. The StepIndex is valid until the arena's next Reset. INVALID_ARGUMENT for a
-  // step with decodes and options.attention_heads <= 0.
+  // step with sequences and options.attention.heads <= 0.
   absl::StatusOr<StepIndex> Begin(const FlatBatch& batch, const StepOptions& options,
                                   CudaScratchArena& arena, cudaStream_t stream);
   const StepIndex& index() const { return index_; }  // the last Begin's
 
-  // The step's plan and workspace for `dims` (the prefill's made on first use).
-  // FAILED_PRECONDITION before Begin; INVALID_ARGUMENT when `batch` is not this step's
-  // StepIndex::prefill / decode, or (decode) dims.heads is not the heads Begin planned for.
+  // The step's plan and workspace. FAILED_PRECONDITION before Begin; INVALID_ARGUMENT when
+  // `batch` is not this step's StepIndex::prefill / decode, or `dims` (decode: dims.heads) are
+  // not those Begin planned for.
   struct PrefillRun {
     const kernels::cuda::MlaPrefillPlan* plan = nullptr;
     void* workspace = nullptr;  // plan->workspace_bytes, 256-byte aligned
   };
   absl::StatusOr<PrefillRun> Prefill(const kernels::MlaDims& dims,
-                                     const kernels::RaggedBatch& batch, CudaScratchArena& arena);
+                                     const kernels::RaggedBatch& batch);
   struct DecodeRun {
     const kernels::cuda::MlaDecodePlan* plan = nullptr;
     kernels::cuda::MlaDecodeLaunch launch;  // the device plan, workspace and grid
@@ -73,9 +73,7 @@ class CudaStepPlan {
   int num_sms_;
   bool begun_ = false;
   StepIndex index_;
-  // The host's facts the prefill plan needs.
-  int64_t prefill_tokens_ = 0, prefill_context_tokens_ = 0;
-  // This step's plans (the prefill's none until the first call) and their launches.
+  // This step's plans and their launches.
   std::optional<kernels::cuda::MlaPrefillPlan> prefill_plan_;
   kernels::MlaDims prefill_dims_;
   void* prefill_workspace_ = nullptr;

@@ -130,6 +130,7 @@ absl::StatusOr<float*> Model::Impl::Body(const LayerStep& step, LatentCachePool&
   }
   for (int64_t i = 0; i < static_cast<int64_t>(w.layers.size()); ++i) {
     const LayerWeights& layer = w.layers[i];
+    const ScratchMark layer_scratch = be.MarkScratch();  // the layer's temporaries, reused
     // h += MLA(RMSNorm(h)); h += FFN(RMSNorm(h)).
     MLA_RETURN_IF_ERROR(be.RmsNorm(h, layer.input_norm.data(), T, d, c.rms_norm_eps, normed));
     MLA_RETURN_IF_ERROR(MlaAttentionForward(step, layer.attn, w.local_heads, attention,
@@ -144,6 +145,7 @@ absl::StatusOr<float*> Model::Impl::Body(const LayerStep& step, LatentCachePool&
     }
     MLA_RETURN_IF_ERROR(reduce_into_delta());  // routed + shared experts in one sum
     MLA_RETURN_IF_ERROR(be.Add(delta, T * d, h));
+    MLA_RETURN_IF_ERROR(be.ReleaseScratch(layer_scratch));
   }
 
   if (!w.last_stage()) {
@@ -201,7 +203,7 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   if (options.step_graphs && impl_->CanRecord()) shape = GraphShapeFor(b, kMaxGraphTokens);
   if (shape) PadToGraphShape(b, *shape);
   MLA_ASSIGN_OR_RETURN(const StepIndex index,
-                       be.BeginStep(b, StepOptions{.attention_heads = w.local_heads,
+                       be.BeginStep(b, StepOptions{.attention = c.MlaDimsForHeads(w.local_heads),
                                                    .graph_shape = shape.has_value()}));
   const LayerStep step{.backend = be, .config = c, .batch = b, .index = index};
   MLA_ASSIGN_OR_RETURN(float* logits, shape ? impl_->RunGraphed(step, cache, *shape)

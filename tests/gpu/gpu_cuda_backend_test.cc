@@ -5,7 +5,7 @@
 // through an aligned copy); LinearF32 is cpu::Linear in float32, its weight copy never stale;
 // float partials, Copy2D, GatherRows, Add, greedy Sample; attention
 // outside the planned step is refused; a recorded step replays on a later step's arrays, and is
-// dropped (not replayed) once the scratch it wrote has moved. Tolerances: Linear as in gpu_linear_test (bf16-rounded
+// dropped (not replayed) once the scratch it wrote has moved; released scratch is reused. Tolerances: Linear as in gpu_linear_test (bf16-rounded
 // input, so only the summation order differs: relative L2 <= 1e-4); everything else is a copy or
 // an exact float op (bit-identical).
 #include <cmath>
@@ -56,7 +56,8 @@ T* Upload(Backend& be, const std::vector<T>& host) {
 
 bool Aligned256(const void* p) { return reinterpret_cast<uintptr_t>(p) % 256 == 0; }
 
-const StepOptions kStep{.attention_heads = 16};
+const StepOptions kStep{
+    .attention = {.heads = 16, .d_latent = 512, .d_rope = 64, .d_nope = 128, .d_v = 128}};
 
 // Two prefill chunks (one with a cached prefix) and two decodes, given out of order.
 absl::StatusOr<FlatBatch> MixedBatch() {
@@ -139,6 +140,30 @@ TEST(GpuCudaBackend, ScratchStaysValidWhenTheArenaGrows) {
     EXPECT_EQ(Download(*be, early, 1000), pattern) << "step " << step;
     EXPECT_EQ(Download(*be, big + (int64_t{200} << 20) - 1, 1), std::vector<char>{0x5a});
   }
+}
+
+TEST(GpuCudaBackend, ReleasedScratchIsReused) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  ASSERT_NE(be, nullptr);
+  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
+  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
+  MLA_ASSERT_OK_AND_ASSIGN(float* kept, be->Scratch<float>(100));
+  const ScratchMark mark = be->MarkScratch();
+  MLA_ASSERT_OK_AND_ASSIGN(float* first, be->Scratch<float>(1000));
+  MLA_ASSERT_OK(be->ReleaseScratch(mark));
+  MLA_ASSERT_OK_AND_ASSIGN(float* again, be->Scratch<float>(1000));
+  EXPECT_EQ(again, first) << "released scratch is handed out again";
+  EXPECT_NE(again, kept);
+  // Released after the arena grew: the new block is free again, the old pieces stay valid.
+  MLA_ASSERT_OK(be->FillBytes(kept, 0x3c, 100 * 4));
+  const ScratchMark before_growth = be->MarkScratch();
+  MLA_ASSERT_OK_AND_ASSIGN(char* big, be->Scratch<char>(int64_t{300} << 20));
+  MLA_ASSERT_OK(be->ReleaseScratch(before_growth));
+  MLA_ASSERT_OK_AND_ASSIGN(char* after, be->Scratch<char>(int64_t{300} << 20));
+  EXPECT_EQ(after, big) << "the grown block's start is handed out again";
+  EXPECT_EQ(Download(*be, reinterpret_cast<const uint32_t*>(kept), 100),
+            std::vector<uint32_t>(100, 0x3c3c3c3cu));
 }
 
 TEST(GpuCudaBackend, LinearIsTheSameAtAnyAlignment) {
@@ -273,7 +298,7 @@ TEST(GpuCudaBackend, AttentionOutsideThePlannedStepIsRefused) {
   // A step with decodes needs the head count to plan them.
   s = be->BeginStep(b, StepOptions{}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  EXPECT_NE(s.message().find("attention_heads"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("attention.heads"), std::string::npos) << s;
 }
 
 // Three decodes of a GraphShape; `base` shifts the tokens.
@@ -301,7 +326,7 @@ TEST(GpuCudaBackend, RecordedStepReplaysOnALaterStepsArrays) {
   std::vector<bf16> table(vocab * dim);
   for (int64_t i = 0; i < vocab * dim; ++i) table[i] = FloatToBf16(static_cast<float>(i));
   MLA_ASSERT_OK_AND_ASSIGN(const Array<bf16> d_table, be->Place(table));
-  const StepOptions graphed{.attention_heads = 16, .graph_shape = true};
+  const StepOptions graphed{.attention = kStep.attention, .graph_shape = true};
   auto want = [&](const FlatBatch& b) {  // Embed of every row, then doubled by Add
     std::vector<float> rows;
     for (int32_t t : b.tokens) {
