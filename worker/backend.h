@@ -77,9 +77,9 @@ struct StepIndex {
 
 // A point in the step's scratch (Backend::MarkScratch); opaque to callers.
 struct ScratchMark {
-  int64_t block = 0;
-  int64_t used = 0;
-  int64_t live = 0;
+  int64_t block = 0;  // which scratch block (a backend that replaces blocks counts them)
+  int64_t used = 0;   // bytes (CPU: pieces) of that block handed out
+  int64_t live = 0;   // bytes live in the step, over all blocks
 };
 
 // What BeginStep needs beyond the batch.

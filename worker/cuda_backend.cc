@@ -57,12 +57,9 @@ class CudaBackend final : public Backend {
                       "FillBytes: cudaMemsetAsync");
   }
   absl::StatusOr<int64_t> FreeMemoryBytes() override;
-  ScratchMark MarkScratch() override {
-    const CudaScratchArena::Mark m = arena_->mark();
-    return ScratchMark{.block = m.generation, .used = m.used, .live = m.step_bytes};
-  }
+  ScratchMark MarkScratch() override { return arena_->mark(); }
   absl::Status ReleaseScratch(const ScratchMark& mark) override {
-    arena_->Release(CudaScratchArena::Mark{mark.block, mark.used, mark.live});
+    arena_->Release(mark);
     return absl::OkStatus();
   }
 

@@ -58,9 +58,9 @@ absl::StatusOr<void*> CudaScratchArena::Allocate(int64_t bytes) {
 }
 
 absl::Status CudaScratchArena::AdvanceTo(const Mark& m) {
-  if (m.generation != generation_ || m.used < used_ || m.used > capacity_) {
+  if (m.block != generation_ || m.used < used_ || m.used > capacity_) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "scratch arena: cannot advance to ", m.used, " bytes of block ", m.generation, " from ",
+        "scratch arena: cannot advance to ", m.used, " bytes of block ", m.block, " from ",
         used_, " bytes of block ", generation_));
   }
   step_bytes_ += m.used - used_;
@@ -69,8 +69,8 @@ absl::Status CudaScratchArena::AdvanceTo(const Mark& m) {
 }
 
 void CudaScratchArena::Release(const Mark& m) {
-  used_ = m.generation == generation_ ? std::min(used_, m.used) : 0;
-  step_bytes_ = std::min(step_bytes_, m.step_bytes);
+  used_ = m.block == generation_ ? std::min(used_, m.used) : 0;
+  step_bytes_ = std::min(step_bytes_, m.live);
 }
 
 absl::Status CudaScratchArena::Reset() {

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/backend.h"
 
 namespace mla {
 
@@ -45,16 +46,12 @@ class CudaScratchArena {
 
   int64_t capacity() const { return capacity_; }  // bytes of the current block
 
-  // Where the next Allocate starts: the block (its generation changes each time a bigger block
-  // replaces it) and the bytes of it handed out since the last Reset. A recorded step (a CUDA
-  // graph) keeps the mark of its end: replayed in a later step of the same block, it writes
-  // what lies below that mark again.
-  struct Mark {
-    int64_t generation = -1;
-    int64_t used = 0;
-    int64_t step_bytes = 0;  // live bytes of the step, over all blocks
-  };
-  Mark mark() const { return Mark{generation_, used_, step_bytes_}; }
+  // Where the next Allocate starts (Backend's ScratchMark): the block (its generation changes
+  // each time a bigger block replaces it), the bytes of it handed out since the last Reset, and
+  // the step's live bytes. A recorded step (a CUDA graph) keeps the mark of its end: replayed in
+  // a later step of the same block, it writes what lies below that mark again.
+  using Mark = ScratchMark;
+  Mark mark() const { return Mark{.block = generation_, .used = used_, .live = step_bytes_}; }
   // Makes the next Allocate start at `m` (a replayed recording's end), so that nothing handed
   // out after it overlaps what the replay writes. FAILED_PRECONDITION when the block is no
   // longer m's or more than m.used is already handed out.

@@ -30,7 +30,7 @@ absl::StatusOr<bool> CudaStepGraphs::End(const GraphShape& shape, bool keep,
   const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
   const CudaScratchArena::Mark end = arena_->mark();
   keep = keep && ended == cudaSuccess && graph != nullptr &&
-         end.generation == begin_.generation &&
+         end.block == begin_.block &&
          workspace_generation == begin_workspace_generation_;
   cudaGraphExec_t exec = nullptr;
   if (keep) keep = cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
@@ -52,7 +52,7 @@ absl::StatusOr<bool> CudaStepGraphs::Replay(const GraphShape& shape,
   if (it == graphs_.end()) return false;
   const Recording& r = it->second;
   const CudaScratchArena::Mark now = arena_->mark();
-  if (r.end.generation != now.generation || r.end.used < now.used ||
+  if (r.end.block != now.block || r.end.used < now.used ||
       r.workspace_generation != workspace_generation || r.step_arrays != step_arrays) {
     Drop(it);  // its memory moved
     return false;

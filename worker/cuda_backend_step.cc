@@ -93,8 +93,6 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOpti
   const int64_t decode_seqs = num_seqs - b.prefill_seqs;
 
   // The decode plan is made here, so that its device copy travels with the arrays.
-  const std::vector<int32_t> decode_context_lens(b.context_lens.begin() + b.prefill_seqs,
-                                                 b.context_lens.end());
   if (num_seqs > 0 && options.attention.heads <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "BeginStep: a step with sequences needs StepOptions::attention.heads > 0, got ",
@@ -102,7 +100,8 @@ absl::StatusOr<StepIndex> CudaStepPlan::Begin(const FlatBatch& b, const StepOpti
   }
   if (decode_seqs > 0) {
     decode_plan_ = std::make_unique<kernels::cuda::MlaDecodePlan>(kernels::cuda::PlanMlaDecode(
-        std::span<const int32_t>(b.decode_q_start), std::span<const int32_t>(decode_context_lens),
+        std::span<const int32_t>(b.decode_q_start),
+        std::span<const int32_t>(b.context_lens).subspan(b.prefill_seqs),
         options.attention.heads, num_sms_));
     device_plan_ = kernels::cuda::DevicePlanOf(*decode_plan_);
   }

@@ -137,7 +137,6 @@ void PadToGraphShape(FlatBatch& b, const GraphShape& shape) {
   while (static_cast<int64_t>(b.sample_rows.size()) < shape.tokens) {
     b.sample_rows.push_back(static_cast<int32_t>(shape.tokens - 1));
   }
-  b.padding_seqs = shape.tokens - seqs;
   b.block_tables = std::move(tables);
   b.max_blocks = shape.max_blocks;
   b.num_tokens = shape.tokens;

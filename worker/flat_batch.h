@@ -20,7 +20,6 @@ namespace mla {
 
 struct FlatBatch {
   int64_t num_tokens = 0;
-  int64_t padding_seqs = 0;            // trailing padding decodes (PadToGraphShape), in num_seqs
   int64_t prefill_seqs = 0, prefill_tokens = 0;  // the leading multi-token sequences
   std::vector<int32_t> order;          // [num_seqs] flat index -> index in StepBatch::seqs
                                        // (-1 for a padding sequence)

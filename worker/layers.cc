@@ -139,6 +139,7 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
                       .experts_owner = w.experts.front().gate.owner(),
                       .hidden = d,
                       .width = w.experts.front().width};
+  args.experts.reserve(w.experts.size());
   for (const MlpWeights& e : w.experts) {
     args.experts.push_back(
         ExpertWeights{.gate = e.gate.data(), .up = e.up.data(), .down = e.down.data()});

@@ -22,10 +22,12 @@ struct Model::Impl {
   ModelWeights w;
   AttentionConstants attention;
   ModelComms comms;
-  // Step graphs: the shapes seen once (run as they come, sizing the scratch), and those
-  // recorded, with where their recording leaves the logits.
+  // Step graphs: the shapes seen once (run as they come, sizing the scratch), those recorded,
+  // with where their recording leaves the logits, and the recordings that failed per shape (a
+  // shape that cannot be recorded, e.g. an op that needs the host, stops being tried).
   std::set<GraphShape> seen;
   std::map<GraphShape, float*> recorded;
+  std::map<GraphShape, int> failed;
 
   // Gathers vocab-parallel logits [rows, V / tp] from every rank into [rows, V].
   absl::StatusOr<float*> GatherVocab(float* local, int64_t rows);
@@ -57,6 +59,9 @@ absl::StatusOr<float*> Model::Impl::GatherVocab(float* local, int64_t rows) {
 }
 
 namespace {
+
+// Recording a shape is given up after this many failures: each costs a step's host work twice.
+constexpr int kMaxFailedRecordings = 2;
 
 absl::Status CheckComms(const ModelWeights& w, const ModelComms& comms) {
   const ShardSpec& s = w.shard;
@@ -171,7 +176,7 @@ absl::StatusOr<float*> Model::Impl::RunGraphed(const LayerStep& step, LatentCach
     if (replayed) return it->second;
     recorded.erase(it);  // dropped by the backend (its memory moved): record it again later
     seen.erase(shape);
-  } else if (seen.contains(shape)) {
+  } else if (seen.contains(shape) && failed[shape] < kMaxFailedRecordings) {
     // Second sighting: the scratch has grown to the step's size, so record it now.
     MLA_RETURN_IF_ERROR(be.BeginCapture());
     absl::StatusOr<float*> logits = Body(step, cache);
@@ -182,6 +187,7 @@ absl::StatusOr<float*> Model::Impl::RunGraphed(const LayerStep& step, LatentCach
       if (replayed) return *logits;
       recorded.erase(shape);
     }
+    ++failed[shape];
     seen.erase(shape);  // not recordable now: run it, and try again after another sighting
   }
   seen.insert(shape);

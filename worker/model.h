@@ -19,9 +19,10 @@
 // Step graphs (ForwardOptions::step_graphs, a backend that records steps, one worker for the
 // whole model): a decode-only step is padded to its GraphShape (flat_batch.h); the first step
 // of a shape runs op by op (the backend's scratch grows to the step's size), the second is
-// recorded and replayed, and later ones only replay — one launch instead of hundreds. Padding
-// rows write nothing and are not sampled, so the tokens are those of the unpadded step, and a
-// replay computes exactly what the same padded step run op by op computes.
+// recorded and replayed, and later ones only replay — one launch instead of hundreds (a shape
+// whose recording failed twice stays op by op). Padding rows write nothing and are not
+// sampled, so the tokens are those of the unpadded step, and a replay computes exactly what the
+// same padded step run op by op computes.
 #ifndef MLASERVE_WORKER_MODEL_H_
 #define MLASERVE_WORKER_MODEL_H_
 

@@ -4,6 +4,7 @@
 // shape's size whatever the batch.
 #include "worker/flat_batch.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -56,7 +57,7 @@ TEST(PadToGraphShape, RealRowsKeptPaddingRowsWellDefined) {
   const FlatBatch& b = *flat;
 
   EXPECT_EQ(b.num_tokens, 8);
-  EXPECT_EQ(b.padding_seqs, 5);
+  EXPECT_EQ(std::count(b.order.begin(), b.order.end(), -1), 5) << "padding sequences";
   EXPECT_EQ(b.prefill_seqs, 0);
   EXPECT_EQ(b.max_blocks, 4);
   ASSERT_EQ(b.order.size(), 8u);
@@ -110,7 +111,7 @@ TEST(PadToGraphShape, AFullShapeOnlyWidensTheBlockTables) {
   ASSERT_TRUE(shape.has_value());
   EXPECT_EQ(shape->tokens, 2);
   PadToGraphShape(*flat, *shape);
-  EXPECT_EQ(flat->padding_seqs, 0);
+  EXPECT_EQ(std::count(flat->order.begin(), flat->order.end(), -1), 0) << "padding sequences";
   EXPECT_EQ(flat->num_tokens, 2);
   EXPECT_EQ(flat->block_tables, (std::vector<int32_t>{4, 9, 7, -1}));
 }
