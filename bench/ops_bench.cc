@@ -61,7 +61,6 @@ const CaseDef kCases[] = {
     {"linear_expert_gate", 4096, BuildLinearExpertGate},
     {"linear_lm_head", 64, BuildLinearLmHead},
     {"rope_q", 64, BuildRopeQ},                 {"rope_q", 4096, BuildRopeQ},
-    {"rope_k", 64, BuildRopeK},                 {"rope_k", 4096, BuildRopeK},
     {"silu_mul", 64, BuildSiluMul},             {"silu_mul", 4096, BuildSiluMul},
     {"embed", 64, BuildEmbed},                  {"embed", 4096, BuildEmbed},
     {"write_latent_cache", 64, BuildWriteLatentCache},

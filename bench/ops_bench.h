@@ -99,7 +99,6 @@ absl::Status Upload(DeviceBuffer<T>& b, const std::vector<T>& host) {
 absl::StatusOr<Prepared> BuildRmsNorm(int64_t tokens);
 absl::StatusOr<Prepared> BuildAddRmsNorm(int64_t tokens);
 absl::StatusOr<Prepared> BuildRopeQ(int64_t tokens);
-absl::StatusOr<Prepared> BuildRopeK(int64_t tokens);
 absl::StatusOr<Prepared> BuildSiluMul(int64_t tokens);
 absl::StatusOr<Prepared> BuildEmbed(int64_t tokens);
 absl::StatusOr<Prepared> BuildWriteLatentCache(int64_t tokens);

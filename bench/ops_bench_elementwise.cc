@@ -1,5 +1,5 @@
-// mla_ops_bench's elementwise cases (ops_bench.h): RmsNorm, AddRmsNorm, ApplyRope on q and k,
-// SiluMul, Embed, WriteLatentCache, all fp32 activations as kernels/cuda/ops.h takes them. Each
+// mla_ops_bench's elementwise cases (ops_bench.h): RmsNorm, AddRmsNorm, ApplyRope on q,
+// SiluMul, Embed, WriteLatentCache (with the latent's norm and k's rope), all fp32 activations as kernels/cuda/ops.h takes them. Each
 // builder states the bytes its floor counts; copies are independent tensor sets (CopiesFor).
 #include <cstdint>
 #include <memory>
@@ -66,42 +66,33 @@ absl::StatusOr<Prepared> BuildAddRmsNorm(int64_t tokens) {
 
 namespace {
 
-// In-place rope on `heads` 64-wide slices of x [T, row_stride] (at `offset` in each row, head h
-// at h * head_stride): reads and writes the slices, reads positions [T] and inv_freq [32].
-absl::StatusOr<Prepared> BuildRope(int64_t tokens, int64_t heads, int64_t row_stride,
-                                   int64_t head_stride, int64_t offset, std::string shape) {
-  struct State { DeviceBuffer<float> x, inv_freq; DeviceBuffer<int32_t> positions; };
-  auto st = std::make_shared<State>();
-  const int64_t n = tokens * row_stride;
-  Prepared p{.shape = std::move(shape),
-             .bytes = 2.0 * tokens * heads * kRope * 4 + tokens * 4 + kRope / 2 * 4};
-  p.copies = CopiesFor(p.bytes);
-  RopeConfig config;  // V3: YaRN factor 40 over 4096 original positions
+// V3's YaRN inverse frequencies (factor 40 over 4096 original positions).
+std::vector<float> V3InverseFrequencies() {
+  RopeConfig config;
   config.factor = 40.0;
-  OPS_RETURN_IF_ERROR(AllocRandom(st->x, p.copies * n, 1));
-  OPS_RETURN_IF_ERROR(Upload(st->inv_freq, cpu::YarnInverseFrequencies(config)));
-  OPS_RETURN_IF_ERROR(Upload(st->positions, StepPositions(tokens)));
-  p.run = [st, n, tokens, heads, row_stride, head_stride, offset](int k, cudaStream_t s) {
-    return ApplyRope(st->x.get() + k * n + offset, tokens, heads, row_stride, head_stride,
-                     st->positions.get(), st->inv_freq.get(), kRope, 1.0f, s);
-  };
-  return p;
+  return cpu::YarnInverseFrequencies(config);
 }
 
 }  // namespace
 
-// q [T, 128, 192] (q_b's output): the last 64 of each head.
+// In-place rope on the last 64 of each head of q [T, 128, 192] (q_b's output): reads and writes
+// those slices, reads positions [T] and inv_freq [32].
 absl::StatusOr<Prepared> BuildRopeQ(int64_t tokens) {
-  const int64_t qk = kNope + kRope;
-  return BuildRope(tokens, kHeads, kHeads * qk, qk, kNope,
-                   "[" + std::to_string(tokens) + ",128,64]of[" + std::to_string(tokens) +
-                       ",128,192]");
-}
-
-// k_rope: the last 64 of kv_a's output rows [T, 576].
-absl::StatusOr<Prepared> BuildRopeK(int64_t tokens) {
-  return BuildRope(tokens, 1, kKvLora + kRope, kRope, kKvLora,
-                   "[" + std::to_string(tokens) + ",64]of" + Dims(tokens, kKvLora + kRope));
+  struct State { DeviceBuffer<float> x, inv_freq; DeviceBuffer<int32_t> positions; };
+  auto st = std::make_shared<State>();
+  const int64_t qk = kNope + kRope, n = tokens * kHeads * qk;
+  Prepared p{.shape = "[" + std::to_string(tokens) + ",128,64]of[" + std::to_string(tokens) +
+                      ",128,192]",
+             .bytes = 2.0 * tokens * kHeads * kRope * 4 + tokens * 4 + kRope / 2 * 4};
+  p.copies = CopiesFor(p.bytes);
+  OPS_RETURN_IF_ERROR(AllocRandom(st->x, p.copies * n, 1));
+  OPS_RETURN_IF_ERROR(Upload(st->inv_freq, V3InverseFrequencies()));
+  OPS_RETURN_IF_ERROR(Upload(st->positions, StepPositions(tokens)));
+  p.run = [st, n, tokens, qk](int k, cudaStream_t s) {
+    return ApplyRope(st->x.get() + k * n + kNope, tokens, kHeads, kHeads * qk, qk,
+                     st->positions.get(), st->inv_freq.get(), kRope, 1.0f, s);
+  };
+  return p;
 }
 
 // out = silu(gate) * up over [T, 18432]: reads gate, up; writes out.
@@ -145,12 +136,14 @@ absl::StatusOr<Prepared> BuildEmbed(int64_t tokens) {
   return p;
 }
 
-// Each token's latent [512] and k_rope [64] (f32) into its bf16 cache slot: reads latent, k_rope,
-// slots (int64); writes T * 576 bf16. T = 64: a decode batch, one token of each of 64 sequences
+// Each token's kv_a output row [576] (f32) normalised (first 512), rotated (last 64) and
+// rounded into its bf16 cache slot: reads kv, the norm weight [512], positions, slots (int64),
+// inv_freq; writes T * 576 bf16. T = 64: a decode batch, one token of each of 64 sequences
 // (slot 63 of the sequence's own block); otherwise one prefill sequence (consecutive slots).
 absl::StatusOr<Prepared> BuildWriteLatentCache(int64_t tokens) {
   struct State {
-    DeviceBuffer<float> latent, k_rope;
+    DeviceBuffer<float> kv, weight, inv_freq;
+    DeviceBuffer<int32_t> positions;
     DeviceBuffer<int64_t> slots;
     DeviceBuffer<bf16> cache;
     int64_t num_blocks = 0;
@@ -159,7 +152,8 @@ absl::StatusOr<Prepared> BuildWriteLatentCache(int64_t tokens) {
   const bool decode = tokens == 64;
   const int64_t d_cache = kKvLora + kRope;
   Prepared p{.shape = "[" + std::to_string(tokens) + ",576]",
-             .bytes = tokens * d_cache * 4.0 + tokens * 8.0 + tokens * d_cache * 2.0};
+             .bytes = tokens * d_cache * 4.0 + tokens * 12.0 + kKvLora * 4.0 + kRope / 2 * 4.0 +
+                      tokens * d_cache * 2.0};
   p.copies = CopiesFor(p.bytes);
   const int64_t blocks_per_copy = decode ? tokens : (tokens + kBlockSize - 1) / kBlockSize;
   st->num_blocks = p.copies * blocks_per_copy;
@@ -170,16 +164,24 @@ absl::StatusOr<Prepared> BuildWriteLatentCache(int64_t tokens) {
                                      : k * blocks_per_copy * kBlockSize + t;
     }
   }
-  OPS_RETURN_IF_ERROR(AllocRandom(st->latent, p.copies * tokens * kKvLora, 1));
-  OPS_RETURN_IF_ERROR(AllocRandom(st->k_rope, p.copies * tokens * kRope, 2));
+  OPS_RETURN_IF_ERROR(AllocRandom(st->kv, p.copies * tokens * d_cache, 1));
+  OPS_RETURN_IF_ERROR(AllocRandom(st->weight, kKvLora, 2));
+  OPS_RETURN_IF_ERROR(Upload(st->inv_freq, V3InverseFrequencies()));
+  OPS_RETURN_IF_ERROR(Upload(st->positions, StepPositions(tokens)));
   OPS_RETURN_IF_ERROR(Upload(st->slots, slots));
   OPS_RETURN_IF_ERROR(AllocRandom(st->cache, st->num_blocks * kBlockSize * d_cache, 3));
-  p.run = [st, tokens](int k, cudaStream_t s) {
+  p.run = [st, tokens, d_cache](int k, cudaStream_t s) {
     const LatentCache cache{.data = st->cache.get(), .num_blocks = st->num_blocks,
                             .d_latent = kKvLora, .d_rope = kRope};
-    return WriteLatentCache(st->latent.get() + k * tokens * kKvLora,
-                            st->k_rope.get() + k * tokens * kRope, st->slots.get() + k * tokens,
-                            tokens, cache, s);
+    return WriteLatentCache({.kv = st->kv.get() + k * tokens * d_cache,
+                             .norm_weight = st->weight.get(),
+                             .eps = kEps,
+                             .positions = st->positions.get(),
+                             .inv_freq = st->inv_freq.get(),
+                             .cos_sin_scale = 1.0f,
+                             .slots = st->slots.get() + k * tokens,
+                             .tokens = tokens},
+                            cache, s);
   };
   return p;
 }

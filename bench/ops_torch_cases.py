@@ -127,16 +127,25 @@ def spec_write_latent_cache(t):
     def setup(copies):
         decode = t == 64
         per = t if decode else (t + BLOCK - 1) // BLOCK
+        pos = step_positions(t)
+        inv_freq = 10000.0 ** (-torch.arange(0, ROPE, 2, device=DEV, dtype=F32) / ROPE)
+        w = rand(KV_LORA)
+        def one(cache, slots, kv):
+            rope_inplace(kv[:, KV_LORA:].unsqueeze(1), pos, inv_freq)
+            row = torch.cat([rms_norm(kv[:, :KV_LORA], w), kv[:, KV_LORA:]], 1)
+            cache.index_copy_(0, slots, row.to(BF16))
         fns = []
         for _ in range(copies):
             cache = rand(per * BLOCK, d, dtype=BF16)
             slots = torch.arange(t, device=DEV) * BLOCK + BLOCK - 1 if decode else \
                 torch.arange(t, device=DEV)
-            fns.append(lambda c=cache, s=slots, lat=rand(t, KV_LORA), kr=rand(t, ROPE):
-                       c.index_copy_(0, s, torch.cat([lat, kr], 1).to(BF16)))
+            fns.append(lambda c=cache, s=slots, kv=rand(t, d): one(c, s, kv))
         return fns
-    return dict(shape=dims(t, d), bytes=t * d * 4.0 + t * 8.0 + t * d * 2.0, flops=0.0,
-                setup=setup, note="cache.index_copy_(0, slots, cat(latent, k_rope).to(bf16))")
+    return dict(shape=dims(t, d),
+                bytes=t * d * 4.0 + t * 12.0 + KV_LORA * 4.0 + ROPE // 2 * 4.0 + t * d * 2.0,
+                flops=0.0, setup=setup,
+                note="F.rms_norm(latent), rope of k_rope in place, cat, .to(bf16), "
+                     "cache.index_copy_ (fp32)")
 
 
 def spec_absorb_query(t):
@@ -342,9 +351,6 @@ OPS = {
     "rope_q": ((64, 4096), lambda t: spec_rope(
         HEADS, HEADS * (NOPE + ROPE), NOPE, NOPE + ROPE,
         lambda t: dims(t, HEADS, ROPE) + "of" + dims(t, HEADS, NOPE + ROPE))(t)),
-    "rope_k": ((64, 4096), lambda t: spec_rope(
-        1, KV_LORA + ROPE, KV_LORA, ROPE,
-        lambda t: dims(t, ROPE) + "of" + dims(t, KV_LORA + ROPE))(t)),
     "silu_mul": ((64, 4096), spec_silu_mul),
     "embed": ((64, 4096), spec_embed),
     "write_latent_cache": ((64, 4096), spec_write_latent_cache),

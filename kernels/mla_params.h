@@ -36,6 +36,19 @@ struct LatentCache {
   int64_t d_rope = 0;
 };
 
+// The inputs of the fused latent-cache write (ops.h WriteLatentCache): each token's projected
+// key/value latent before its norm and rope.
+struct LatentWrite {
+  const float* kv = nullptr;           // [tokens, d_latent + d_rope]: W_kva x
+  const float* norm_weight = nullptr;  // [d_latent]: kv_a_layernorm
+  float eps = 0.0f;                    // its epsilon
+  const int32_t* positions = nullptr;  // [tokens]
+  const float* inv_freq = nullptr;     // [d_rope / 2]: YaRN inverse frequencies
+  float cos_sin_scale = 1.0f;          // ApplyRope's
+  const int64_t* slots = nullptr;      // [tokens]: cache slot; negative: not written (padding)
+  int64_t tokens = 0;
+};
+
 struct RaggedBatch {
   int64_t num_seqs = 0;
   const int32_t* q_start = nullptr;       // [num_seqs + 1], q_start[0] = 0, non-decreasing

@@ -125,11 +125,13 @@ double SampleUniform(uint64_t seed, uint64_t step);
 
 // ---- Multi-head latent attention over the paged latent cache (kernels/mla_params.h) ----
 
-// Writes each token's normalised latent [d_latent] and rotated rope key [d_rope] as bf16 into
-// its cache slot (slot = block * kBlockSize + offset). latent: [tokens, d_latent],
-// k_rope: [tokens, d_rope], slots: [tokens]; a negative slot is skipped (a padding row).
-void WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
-                      int64_t tokens, const LatentCache& cache);
+// Writes each token's key/value latent into its cache slot (slot = block * kBlockSize + offset),
+// MODEL.md §3.3 step 3, from the projection kv = W_kva x (mla_params.h LatentWrite):
+//   cache[slot, 0:d_latent]        = bf16(RmsNorm(kv[t, 0:d_latent]))          (c_t)
+//   cache[slot, d_latent:+d_rope]  = bf16(ApplyRope(kv[t, d_latent:], pos[t]))  (k^R_t)
+// with RmsNorm's and ApplyRope's float32 arithmetic (the GPU fuses the three; the same result
+// up to RmsNorm's summation order). A negative slot is skipped (a padding row).
+void WriteLatentCache(const LatentWrite& in, const LatentCache& cache);
 
 // Materialised (prefill) form, MODEL.md §3.2 steps 6-8: per head, keys [W_UK c ; k_rope] and
 // values W_UV c up-projected from the cached latent, causal softmax in float32.

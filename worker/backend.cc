@@ -1,9 +1,8 @@
-// Backend's shared parts: the collectives (wait for the enqueued ops, then the communicator's
-// call), and the defaults of a backend without step graphs or grouped MoE experts.
+// Backend's shared parts: the collectives (the communicator's call, through RunCollective),
+// and the defaults of a backend without step graphs or grouped MoE experts.
 #include "worker/backend.h"
 
 #include "absl/strings/str_cat.h"
-#include "worker/status_macros.h"
 
 namespace mla {
 
@@ -24,31 +23,28 @@ absl::StatusOr<bool> Backend::GroupedMoeExperts(const MoeExpertsArgs& /*args*/,
 
 absl::Status Backend::AllReduce(Communicator* comm, float* data, int64_t count) {
   if (comm == nullptr) return absl::OkStatus();
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return comm->AllReduceSum(data, count);
+  return RunCollective(*comm, [&] { return comm->AllReduceSum(data, count); });
 }
 
 absl::Status Backend::AllReducePartial(Communicator* comm, Partial p) {
   if (comm == nullptr) return absl::OkStatus();
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return PartialElementBytes() == sizeof(double)
-             ? comm->AllReduceSum(static_cast<double*>(p.data), p.count)
-             : comm->AllReduceSum(static_cast<float*>(p.data), p.count);
+  return RunCollective(*comm, [&] {
+    return PartialElementBytes() == sizeof(double)
+               ? comm->AllReduceSum(static_cast<double*>(p.data), p.count)
+               : comm->AllReduceSum(static_cast<float*>(p.data), p.count);
+  });
 }
 
 absl::Status Backend::AllGather(Communicator* comm, const float* in, int64_t count, float* out) {
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return comm->AllGather(in, count, out);
+  return RunCollective(*comm, [&] { return comm->AllGather(in, count, out); });
 }
 
 absl::Status Backend::Send(Communicator* comm, const float* data, int64_t count, int peer) {
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return comm->Send(data, count, peer);
+  return RunCollective(*comm, [&] { return comm->Send(data, count, peer); });
 }
 
 absl::Status Backend::Recv(Communicator* comm, float* data, int64_t count, int peer) {
-  MLA_RETURN_IF_ERROR(BeforeCollective());
-  return comm->Recv(data, count, peer);
+  return RunCollective(*comm, [&] { return comm->Recv(data, count, peer); });
 }
 
 }  // namespace mla

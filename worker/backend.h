@@ -11,7 +11,9 @@
 //   earlier op's result. Errors of an op may surface at a later call (as CUDA reports them).
 // - Collectives go through the Backend (AllReduce, AllGather, Send, Recv, AllReducePartial): each
 //   first waits for the ops before it, so the communicator (Gloo on host memory, NCCL on its own
-//   stream) reads and writes finished buffers. A null communicator is a group of one.
+//   stream) reads and writes finished buffers; in a step being recorded they are recorded too
+//   (NCCL), and a replay that holds collectives returns only once they are done, within the
+//   communicators' timeouts. A null communicator is a group of one.
 // - Partial is a layer's per-rank output before the tensor-parallel sum: float64 on the CPU, so
 //   that the sum over any tp split rounds once and tp x pp runs give identical tokens, float32
 //   on the GPU (NCCL sums in float32; tokens then agree within float rounding).
@@ -30,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "kernels/bf16.h"
@@ -183,8 +186,8 @@ class Backend {
   virtual absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
   virtual absl::Status Embed(const bf16* table, const int32_t* ids, int64_t tokens, int64_t dim,
                              int64_t vocab_begin, int64_t vocab_end, float* out) = 0;
-  virtual absl::Status WriteLatentCache(const float* latent, const float* k_rope,
-                                        const int64_t* slots, int64_t tokens,
+  // [c ; k^R] = [RmsNorm(kv latent) ; rope(kv rope)] rounded into the cache (one fused op).
+  virtual absl::Status WriteLatentCache(const kernels::LatentWrite& in,
                                         const kernels::LatentCache& cache) = 0;
   // The step's plan (BeginStep) covers params.batch = StepIndex::prefill / decode.
   virtual absl::Status MlaPrefillAttention(const kernels::MlaPrefillParams& params) = 0;
@@ -233,8 +236,11 @@ class Backend {
       const std::vector<uint64_t>& steps) = 0;
 
  protected:
-  // Waits for the ops enqueued so far (a no-op where ops run synchronously).
-  virtual absl::Status BeforeCollective() = 0;
+  // Runs `call` (one of comm's collectives on this backend's memory) after the ops enqueued so
+  // far: the CPU calls it at once; the GPU waits for its stream first, or while recording a step
+  // enqueues the collective into the recording (NCCL's recording mode).
+  virtual absl::Status RunCollective(Communicator& comm,
+                                     absl::FunctionRef<absl::Status()> call) = 0;
   virtual absl::StatusOr<void*> ScratchBytes(int64_t bytes) = 0;
   virtual int64_t PartialElementBytes() const = 0;
   // Place for a type-erased vector; the CPU adopts `owner` (which holds the vector).

@@ -103,9 +103,9 @@ class CpuBackend final : public Backend {
     ops::Embed(table, ids, tokens, dim, vocab_begin, vocab_end, out);
     return absl::OkStatus();
   }
-  absl::Status WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
-                                int64_t tokens, const kernels::LatentCache& cache) override {
-    ops::WriteLatentCache(latent, k_rope, slots, tokens, cache);
+  absl::Status WriteLatentCache(const kernels::LatentWrite& in,
+                                const kernels::LatentCache& cache) override {
+    ops::WriteLatentCache(in, cache);
     return absl::OkStatus();
   }
   absl::Status MlaPrefillAttention(const kernels::MlaPrefillParams& params) override {
@@ -181,7 +181,10 @@ class CpuBackend final : public Backend {
   }
 
  protected:
-  absl::Status BeforeCollective() override { return absl::OkStatus(); }
+  absl::Status RunCollective(Communicator& /*comm*/,
+                             absl::FunctionRef<absl::Status()> call) override {
+    return call();
+  }
   absl::StatusOr<void*> ScratchBytes(int64_t bytes) override {
     absl::StatusOr<std::shared_ptr<void>> block = Allocate(bytes);
     if (!block.ok()) return block.status();

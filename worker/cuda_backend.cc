@@ -17,6 +17,7 @@
 #include "worker/cuda_backend_arena.h"
 #include "worker/cuda_backend_step.h"
 #include "worker/cuda_backend_graphs.h"
+#include "worker/nccl_communicator.h"
 #include "worker/status_macros.h"
 
 namespace mla {
@@ -102,9 +103,9 @@ class CudaBackend final : public Backend {
                      int64_t vocab_begin, int64_t vocab_end, float* out) override {
     return cu::Embed(table, ids, tokens, dim, vocab_begin, vocab_end, out, stream_);
   }
-  absl::Status WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
-                                int64_t tokens, const kernels::LatentCache& cache) override {
-    return cu::WriteLatentCache(latent, k_rope, slots, tokens, cache, stream_);
+  absl::Status WriteLatentCache(const kernels::LatentWrite& in,
+                                const kernels::LatentCache& cache) override {
+    return cu::WriteLatentCache(in, cache, stream_);
   }
   absl::Status MlaPrefillAttention(const kernels::MlaPrefillParams& params) override {
     MLA_ASSIGN_OR_RETURN(const CudaStepPlan::PrefillRun run,
@@ -168,9 +169,8 @@ class CudaBackend final : public Backend {
                                               const std::vector<uint64_t>& steps) override;
 
  protected:
-  absl::Status BeforeCollective() override {
-    return CudaStatus(cudaStreamSynchronize(stream_), "BeforeCollective: cudaStreamSynchronize");
-  }
+  absl::Status RunCollective(Communicator& comm,
+                             absl::FunctionRef<absl::Status()> call) override;
   absl::StatusOr<void*> ScratchBytes(int64_t bytes) override { return arena_->Allocate(bytes); }
   int64_t PartialElementBytes() const override { return sizeof(float); }
   absl::StatusOr<std::shared_ptr<void>> PlaceBytes(std::shared_ptr<void> owner, const void* host,
@@ -305,6 +305,24 @@ absl::StatusOr<StepIndex> CudaBackend::BeginStep(const FlatBatch& batch,
   MLA_RETURN_IF_ERROR(UseDevice());
   MLA_RETURN_IF_ERROR(arena_->Reset());
   return step_->Begin(batch, options, *arena_, stream_);
+}
+
+absl::Status CudaBackend::RunCollective(Communicator& comm,
+                                        absl::FunctionRef<absl::Status()> call) {
+  if (!graphs_->capturing()) {
+    MLA_RETURN_IF_ERROR(
+        CudaStatus(cudaStreamSynchronize(stream_), "before a collective: cudaStreamSynchronize"));
+    return call();
+  }
+  auto* nccl = dynamic_cast<NcclCommunicator*>(&comm);
+  if (nccl == nullptr) {
+    return absl::FailedPreconditionError("a recorded collective needs an NCCL communicator");
+  }
+  graphs_->Uses(nccl);
+  nccl->EnqueueOn(stream_);
+  absl::Status status = call();
+  nccl->EnqueueOn(nullptr);
+  return status;
 }
 
 absl::Status CudaBackend::BeginCapture() {

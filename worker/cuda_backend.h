@@ -16,10 +16,13 @@
 // Step graphs: CanCaptureSteps; a recorded step is a CUDA graph of the stream's ops, kept per
 // GraphShape and replayed while the memory it wrote stays put (worker/cuda_backend_graphs.h).
 // MoE experts of decode-sized batches run as grouped kernels that read the expert sizes on the
-// device (GroupedMoeExperts), so a step records with no host sync.
+// device (GroupedMoeExperts), so a step records with no host sync. A tensor- or
+// pipeline-parallel step records its NCCL collectives too (on this stream, NCCL's recording
+// mode); its replays wait for the stream within the communicators' timeouts.
 //
 // Synchronisation: ops return after enqueueing; CopyToHost, Sample (which returns tokens on the
-// host), CopyToBackend, PlaceBytes and the collectives (backend.h) wait for the stream. A
+// host), CopyToBackend, PlaceBytes and the collectives (backend.h) wait for the stream (a
+// collective being recorded does not: it joins the recording). A
 // kernel's fault surfaces at the next of those (INTERNAL, naming the call that saw it).
 //
 // Threads: one thread at a time (backend.h). BeginStep, Sample and the memory calls make the

@@ -1,5 +1,7 @@
 #include "worker/cuda_backend_graphs.h"
 
+#include <algorithm>
+
 #include "kernels/cuda/cuda_status.h"
 #include "worker/status_macros.h"
 
@@ -14,12 +16,19 @@ CudaStepGraphs::~CudaStepGraphs() {
 absl::Status CudaStepGraphs::Begin(int64_t workspace_generation) {
   if (capturing_) return absl::FailedPreconditionError("BeginCapture while recording");
   begin_ = arena_->mark();
+  begin_comms_.clear();
   begin_workspace_generation_ = workspace_generation;
   MLA_RETURN_IF_ERROR(
       CudaStatus(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
                  "BeginCapture: cudaStreamBeginCapture"));
   capturing_ = true;
   return absl::OkStatus();
+}
+
+void CudaStepGraphs::Uses(NcclCommunicator* comm) {
+  if (std::find(begin_comms_.begin(), begin_comms_.end(), comm) == begin_comms_.end()) {
+    begin_comms_.push_back(comm);
+  }
 }
 
 absl::StatusOr<bool> CudaStepGraphs::End(const GraphShape& shape, bool keep,
@@ -41,7 +50,8 @@ absl::StatusOr<bool> CudaStepGraphs::End(const GraphShape& shape, bool keep,
   graphs_.emplace(shape, Recording{.exec = exec,
                                    .end = end,
                                    .workspace_generation = workspace_generation,
-                                   .step_arrays = step_arrays});
+                                   .step_arrays = step_arrays,
+                                   .comms = begin_comms_});
   return true;
 }
 
@@ -59,6 +69,9 @@ absl::StatusOr<bool> CudaStepGraphs::Replay(const GraphShape& shape,
   }
   MLA_RETURN_IF_ERROR(arena_->AdvanceTo(r.end));
   MLA_RETURN_IF_ERROR(CudaStatus(cudaGraphLaunch(r.exec, stream_), "Replay: cudaGraphLaunch"));
+  if (!r.comms.empty()) {
+    MLA_RETURN_IF_ERROR(NcclCommunicator::AwaitStream(r.comms, stream_, "step graph replay"));
+  }
   return true;
 }
 

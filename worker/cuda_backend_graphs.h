@@ -13,6 +13,11 @@
 //
 // Capture is thread-local (cudaStreamCaptureModeThreadLocal): an op that cannot be captured (a
 // host sync, e.g. to grow a buffer) fails, and so does the capture, instead of running.
+// Collectives are recorded too (the backend puts the NCCL communicators in recording mode on the
+// stream and names them with Uses); a replay of a recording that holds collectives returns only
+// once the stream is idle, polling within the communicators' timeouts
+// (NcclCommunicator::AwaitStream): a peer that never joins aborts them and fails the replay
+// instead of hanging the worker.
 // Thread-compatible (the backend's one thread), on the backend's device.
 #ifndef MLASERVE_WORKER_CUDA_BACKEND_GRAPHS_H_
 #define MLASERVE_WORKER_CUDA_BACKEND_GRAPHS_H_
@@ -21,10 +26,12 @@
 
 #include <cstdint>
 #include <map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "worker/cuda_backend_arena.h"
 #include "worker/flat_batch.h"
+#include "worker/nccl_communicator.h"
 
 namespace mla {
 
@@ -39,13 +46,15 @@ class CudaStepGraphs {
   bool capturing() const { return capturing_; }
   // Starts capturing the stream. FAILED_PRECONDITION while capturing.
   absl::Status Begin(int64_t workspace_generation);
+  // The recording being made holds a collective of `comm`. REQUIRES: capturing().
+  void Uses(NcclCommunicator* comm);
   // Ends the capture and keeps it for `shape` (replacing any recording of it) if `keep` and the
   // capture is valid and its memory did not move; returns whether it was kept. `step_arrays`:
   // the recorded step's StepIndex::tokens. FAILED_PRECONDITION when not capturing.
   absl::StatusOr<bool> End(const GraphShape& shape, bool keep, int64_t workspace_generation,
                            const void* step_arrays);
   // Launches the recording of `shape` on the stream if its memory is still where it was
-  // (see above); false, launching nothing, otherwise.
+  // (see above); false, launching nothing, otherwise. With collectives, waits for it (above).
   absl::StatusOr<bool> Replay(const GraphShape& shape, int64_t workspace_generation,
                               const void* step_arrays);
 
@@ -57,6 +66,7 @@ class CudaStepGraphs {
     CudaScratchArena::Mark end;
     int64_t workspace_generation = 0;
     const void* step_arrays = nullptr;
+    std::vector<NcclCommunicator*> comms;  // whose collectives it holds
   };
   void Drop(std::map<GraphShape, Recording>::iterator it);
 
@@ -65,6 +75,7 @@ class CudaStepGraphs {
   std::map<GraphShape, Recording> graphs_;
   bool capturing_ = false;
   CudaScratchArena::Mark begin_;
+  std::vector<NcclCommunicator*> begin_comms_;  // Uses() of the recording being made
   int64_t begin_workspace_generation_ = 0;
 };
 

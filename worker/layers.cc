@@ -42,17 +42,19 @@ absl::Status MlaAttentionForward(const LayerStep& s, const AttentionWeights& w, 
   MLA_RETURN_IF_ERROR(be.ApplyRope(q + dn, T, heads, heads * qk, qk, positions,
                                    k.inv_freq.data(), dr, k.cos_sin_scale));
 
-  // Key/value latent: [c_kv ; k_rope] = W_kva x; c_kv normalised, k_rope rotated; cached.
+  // Key/value latent: [c_kv ; k_rope] = W_kva x; c_kv normalised and k_rope rotated on their
+  // way into the cache (one fused op).
   MLA_ASSIGN_OR_RETURN(float* kv, be.Scratch<float>(T * (dc + dr)));
-  MLA_ASSIGN_OR_RETURN(float* latent, be.Scratch<float>(T * dc));
-  MLA_ASSIGN_OR_RETURN(float* k_rope, be.Scratch<float>(T * dr));
   MLA_RETURN_IF_ERROR(be.Linear(x, w.kv_a.data(), T, d, dc + dr, kv));
-  MLA_RETURN_IF_ERROR(be.Copy2D(kv, dc + dr, T, dc, latent, dc));
-  MLA_RETURN_IF_ERROR(be.Copy2D(kv + dc, dc + dr, T, dr, k_rope, dr));
-  MLA_RETURN_IF_ERROR(be.RmsNorm(latent, w.kv_a_norm.data(), T, dc, c.rms_norm_eps, latent));
-  MLA_RETURN_IF_ERROR(
-      be.ApplyRope(k_rope, T, 1, dr, dr, positions, k.inv_freq.data(), dr, k.cos_sin_scale));
-  MLA_RETURN_IF_ERROR(be.WriteLatentCache(latent, k_rope, s.index.slots, T, cache));
+  MLA_RETURN_IF_ERROR(be.WriteLatentCache({.kv = kv,
+                                           .norm_weight = w.kv_a_norm.data(),
+                                           .eps = static_cast<float>(c.rms_norm_eps),
+                                           .positions = positions,
+                                           .inv_freq = k.inv_freq.data(),
+                                           .cos_sin_scale = k.cos_sin_scale,
+                                           .slots = s.index.slots,
+                                           .tokens = T},
+                                          cache));
 
   // Attention: materialised form for prefill rows, absorbed form for decode rows.
   MLA_ASSIGN_OR_RETURN(float* o, be.Scratch<float>(T * heads * dv));

@@ -37,11 +37,9 @@ struct Model::Impl {
   // Body, run, recorded and replayed, or replayed (see Forward).
   absl::StatusOr<float*> RunGraphed(const LayerStep& step, LatentCachePool& cache,
                                     const GraphShape& shape);
-  // Whether a step may be recorded: a backend that records, and one worker for the model (the
-  // collectives are not recorded yet).
-  bool CanRecord() const {
-    return backend->CanCaptureSteps() && comms.tp == nullptr && w.first_stage() &&
-           w.last_stage();
+  // Whether this worker is one of a tensor- or pipeline-parallel group.
+  bool Grouped() const {
+    return comms.tp != nullptr || comms.pp_prev != nullptr || comms.pp_next != nullptr;
   }
 };
 
@@ -204,16 +202,22 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
                                                    " layers, the shard ", num_local_layers()));
   }
   MLA_ASSIGN_OR_RETURN(FlatBatch b, FlattenBatch(batch, c, cache.num_blocks()));
-  // A decode step of a recordable shape is padded to it, recorded once and replayed after.
+  // A decode step of a recordable shape is padded to it, recorded once and replayed after (the
+  // collectives of a tp / pp group are recorded too). A worker of a group pads even when told
+  // not to record (--enforce_eager), so that every rank's collectives have the same sizes
+  // whatever each rank was told.
+  const bool record = options.step_graphs && be.CanCaptureSteps();
   std::optional<GraphShape> shape;
-  if (options.step_graphs && impl_->CanRecord()) shape = GraphShapeFor(b, kMaxGraphTokens);
+  if (record || (be.CanCaptureSteps() && impl_->Grouped())) {
+    shape = GraphShapeFor(b, kMaxGraphTokens);
+  }
   if (shape) PadToGraphShape(b, *shape);
   MLA_ASSIGN_OR_RETURN(const StepIndex index,
                        be.BeginStep(b, StepOptions{.attention = c.MlaDimsForHeads(w.local_heads),
                                                    .graph_shape = shape.has_value()}));
   const LayerStep step{.backend = be, .config = c, .batch = b, .index = index};
-  MLA_ASSIGN_OR_RETURN(float* logits, shape ? impl_->RunGraphed(step, cache, *shape)
-                                            : impl_->Body(step, cache));
+  MLA_ASSIGN_OR_RETURN(float* logits, shape && record ? impl_->RunGraphed(step, cache, *shape)
+                                                      : impl_->Body(step, cache));
   if (!w.last_stage()) return StepOutput{};
 
   const int64_t S = static_cast<int64_t>(b.sample_seqs.size()), V = c.vocab_size;

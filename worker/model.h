@@ -16,13 +16,16 @@
 // gathers the vocab-parallel logits and every tp rank samples the same tokens. Every rank of the
 // group must run the same steps in the same order. Not thread-safe: one caller at a time.
 //
-// Step graphs (ForwardOptions::step_graphs, a backend that records steps, one worker for the
-// whole model): a decode-only step is padded to its GraphShape (flat_batch.h); the first step
-// of a shape runs op by op (the backend's scratch grows to the step's size), the second is
-// recorded and replayed, and later ones only replay — one launch instead of hundreds (a shape
-// whose recording failed twice stays op by op). Padding rows write nothing and are not
-// sampled, so the tokens are those of the unpadded step, and a replay computes exactly what the
-// same padded step run op by op computes.
+// Step graphs (ForwardOptions::step_graphs, a backend that records steps): a decode-only step is
+// padded to its GraphShape (flat_batch.h); the first step of a shape runs op by op (the
+// backend's scratch grows to the step's size), the second is recorded and replayed, and later
+// ones only replay — one launch instead of hundreds (a shape whose recording failed twice stays
+// op by op). In a tp / pp group the recording holds the step's collectives; ranks may record or
+// replay at different steps (a recording runs nothing, so the collectives still meet in order),
+// and a worker of a group pads its decode steps even without step_graphs, so that all ranks'
+// collectives agree in size. Padding rows write nothing and are not sampled, so the tokens are
+// those of the unpadded step, and a replay computes exactly what the same padded step run op by
+// op computes.
 #ifndef MLASERVE_WORKER_MODEL_H_
 #define MLASERVE_WORKER_MODEL_H_
 
@@ -51,8 +54,8 @@ struct ShardSpec {
 struct ForwardOptions {
   bool return_logits = false;  // fill StepOutput::logits
   // Record decode steps of up to kMaxGraphTokens rows once per GraphShape and replay them
-  // (CUDA graphs) where the backend can and the model is on one worker; false: always run the
-  // ops one by one (like vLLM's --enforce-eager).
+  // (CUDA graphs) where the backend can; false: always run the ops one by one (like vLLM's
+  // --enforce-eager).
   bool step_graphs = true;
 };
 

@@ -1,8 +1,10 @@
 // NCCL-backed collectives on a non-blocking communicator. Every entry point enqueues one NCCL
-// call on stream_ and then Finish()es it: a bounded poll of the communicator's async state and
-// the stream, which aborts the communicator on error or timeout.
+// call on Target() (stream_, or the recording stream) and then Finish()es it: a bounded poll of
+// the communicator's async state (and of stream_ unless recording), which aborts the
+// communicator on error or timeout.
 #include "worker/nccl_communicator.h"
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -183,45 +185,55 @@ absl::Status NcclCommunicator::WaitEnqueued(const char* what) {
   return st.ok() ? st : Fail(std::move(st));
 }
 
-absl::Status NcclCommunicator::WaitStream(const char* what) {
-  if (absl::Status st = Usable(); !st.ok()) return st;
-  const Clock::time_point deadline = Clock::now() + timeout_;
+absl::Status NcclCommunicator::AwaitStream(absl::Span<NcclCommunicator* const> comms,
+                                           cudaStream_t stream, const char* what) {
+  std::chrono::milliseconds timeout{0};
+  for (NcclCommunicator* c : comms) {
+    if (absl::Status st = c->Usable(); !st.ok()) return st;
+    timeout = std::max(timeout, c->timeout_);
+  }
   absl::Status st = PollUntil(
       [&]() -> absl::StatusOr<bool> {
-        absl::StatusOr<bool> settled = NcclSettled(comm_, what);
-        if (!settled.ok() || !*settled) return settled;
-        const cudaError_t q = cudaStreamQuery(stream_);
+        for (NcclCommunicator* c : comms) {
+          absl::StatusOr<bool> settled = NcclSettled(c->comm_, what);
+          if (!settled.ok() || !*settled) return settled;
+        }
+        const cudaError_t q = cudaStreamQuery(stream);
         if (q == cudaErrorNotReady) return false;
         if (q != cudaSuccess) return CudaError(what, q);
         return true;
       },
-      deadline, what, timeout_);
-  return st.ok() ? st : Fail(std::move(st));
+      Clock::now() + timeout, what, timeout);
+  if (st.ok()) return st;
+  for (NcclCommunicator* c : comms) c->Fail(st).IgnoreError();
+  return st;
 }
 
 absl::Status NcclCommunicator::Finish(const char* what, ncclResult_t launched) {
   if (launched != ncclSuccess && launched != ncclInProgress) {
     return Fail(NcclError(what, launched));
   }
-  return WaitStream(what);
+  if (enqueue_on_ != nullptr) return WaitEnqueued(what);
+  NcclCommunicator* self = this;
+  return AwaitStream({&self, 1}, stream_, what);
 }
 
 absl::Status NcclCommunicator::AllReduceSum(float* data, int64_t count) {
   if (absl::Status st = Usable(); !st.ok() || count == 0) return st;
   return Finish("ncclAllReduce(float)", ncclAllReduce(data, data, static_cast<size_t>(count),
-                                                      ncclFloat32, ncclSum, comm_, stream_));
+                                                      ncclFloat32, ncclSum, comm_, Target()));
 }
 
 absl::Status NcclCommunicator::AllReduceSum(double* data, int64_t count) {
   if (absl::Status st = Usable(); !st.ok() || count == 0) return st;
   return Finish("ncclAllReduce(double)", ncclAllReduce(data, data, static_cast<size_t>(count),
-                                                       ncclFloat64, ncclSum, comm_, stream_));
+                                                       ncclFloat64, ncclSum, comm_, Target()));
 }
 
 absl::Status NcclCommunicator::AllGather(const float* in, int64_t count, float* out) {
   if (absl::Status st = Usable(); !st.ok() || count == 0) return st;
   return Finish("ncclAllGather", ncclAllGather(in, out, static_cast<size_t>(count), ncclFloat32,
-                                               comm_, stream_));
+                                               comm_, Target()));
 }
 
 absl::Status NcclCommunicator::Broadcast(float* data, int64_t count, int root) {
@@ -230,7 +242,7 @@ absl::Status NcclCommunicator::Broadcast(float* data, int64_t count, int root) {
     return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root, " of ", size_));
   }
   return Finish("ncclBroadcast", ncclBroadcast(data, data, static_cast<size_t>(count),
-                                               ncclFloat32, root, comm_, stream_));
+                                               ncclFloat32, root, comm_, Target()));
 }
 
 absl::Status NcclCommunicator::Send(const float* data, int64_t count, int peer) {
@@ -239,7 +251,7 @@ absl::Status NcclCommunicator::Send(const float* data, int64_t count, int peer) 
     return absl::InvalidArgumentError(absl::StrCat("send to peer ", peer, " from ", rank_));
   }
   return Finish("ncclSend",
-                ncclSend(data, static_cast<size_t>(count), ncclFloat32, peer, comm_, stream_));
+                ncclSend(data, static_cast<size_t>(count), ncclFloat32, peer, comm_, Target()));
 }
 
 absl::Status NcclCommunicator::Recv(float* data, int64_t count, int peer) {
@@ -248,13 +260,13 @@ absl::Status NcclCommunicator::Recv(float* data, int64_t count, int peer) {
     return absl::InvalidArgumentError(absl::StrCat("recv from peer ", peer, " at ", rank_));
   }
   return Finish("ncclRecv",
-                ncclRecv(data, static_cast<size_t>(count), ncclFloat32, peer, comm_, stream_));
+                ncclRecv(data, static_cast<size_t>(count), ncclFloat32, peer, comm_, Target()));
 }
 
 absl::Status NcclCommunicator::Barrier() {
   if (absl::Status st = Usable(); !st.ok()) return st;
   return Finish("barrier (ncclAllReduce of one float)",
-                ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, stream_));
+                ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, Target()));
 }
 
 }  // namespace mla

@@ -8,10 +8,13 @@
 // CUDA failure aborts too and returns Unavailable (NCCL remote/system errors) or Internal. After
 // an error the communicator refuses further calls (FailedPrecondition) and must be rebuilt.
 //
-// All work runs on the communicator's own stream (stream()); every call returns once that
-// stream is idle, so device buffers may be read right after. comm() and stream() are exposed
-// for CUDA-graph capture (tests/gpu/gpu_nccl_communicator_test.cc); WaitEnqueued and
-// WaitStream bound the waits around a capture or a graph launch. Thread-compatible.
+// By default all work runs on the communicator's own stream (stream()), and every call returns
+// once that stream is idle, so device buffers may be read right after. Recording mode
+// (EnqueueOn(s)): the calls are enqueued on the caller's stream s instead, after the work already
+// there, and return once NCCL has enqueued them without waiting for them to run -- what a CUDA
+// graph capture of s needs (a capture must not wait). The work then finishes in s's order, and
+// AwaitStream bounds the wait for it (after a graph launch): a missing peer ends in
+// DeadlineExceeded and aborted communicators, never a hang. Thread-compatible.
 #ifndef MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
 #define MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
 
@@ -23,6 +26,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "worker/communicator.h"
 
 namespace mla {
@@ -56,26 +60,36 @@ class NcclCommunicator final : public Communicator {
   absl::Status Recv(float* data, int64_t count, int peer) override;
   absl::Status Barrier() override;
 
-  ncclComm_t comm() const { return comm_; }
   cudaStream_t stream() const { return stream_; }
   int device() const { return device_; }
-  // Polls until NCCL has finished enqueueing the calls made so far (the async error is no longer
-  // ncclInProgress), without touching the stream: usable while the stream is being captured.
-  absl::Status WaitEnqueued(const char* what);
-  // WaitEnqueued, then polls the stream until idle (e.g. after a graph launch on stream()).
-  absl::Status WaitStream(const char* what);
+  // Recording mode on `stream` (a stream of this communicator's device), or back to the
+  // communicator's own stream when null. See above.
+  void EnqueueOn(cudaStream_t stream) { enqueue_on_ = stream; }
+  // Polls until `stream` is idle and no communicator of `comms` reports an error, within the
+  // longest of their timeouts; on an error or the timeout aborts every one of them (later calls
+  // fail with FailedPrecondition) and returns DeadlineExceeded (timeout), Unavailable (a peer's
+  // NCCL failure) or Internal. E.g. after launching a graph that holds their collectives.
+  static absl::Status AwaitStream(absl::Span<NcclCommunicator* const> comms,
+                                  cudaStream_t stream, const char* what);
 
  private:
   NcclCommunicator(ncclComm_t comm, cudaStream_t stream, float* scratch, int rank, int size,
                    int device, std::chrono::milliseconds timeout);
-  // Checks the return of an NCCL enqueue call, then waits for the stream (WaitStream).
+  // The stream the calls enqueue on (stream_, or enqueue_on_ in recording mode).
+  cudaStream_t Target() const { return enqueue_on_ != nullptr ? enqueue_on_ : stream_; }
+  // Checks the return of an NCCL enqueue call, then waits until NCCL has enqueued it (recording
+  // mode) or until stream_ is idle.
   absl::Status Finish(const char* what, ncclResult_t launched);
+  // Polls until NCCL has enqueued the calls made so far (no longer ncclInProgress); aborts on an
+  // error or the timeout.
+  absl::Status WaitEnqueued(const char* what);
   absl::Status Usable() const;
   // Aborts the communicator and records `error` as the reason later calls fail.
   absl::Status Fail(absl::Status error);
 
   ncclComm_t comm_;
   cudaStream_t stream_;
+  cudaStream_t enqueue_on_ = nullptr;  // recording mode's stream, else null
   float* scratch_;  // one device float, for Barrier
   int rank_, size_, device_;
   std::chrono::milliseconds timeout_;

@@ -18,6 +18,7 @@
 // Numerics: bf16 values are converted to float; every product and sum is float32. Only the
 // context's slots are read: never a slot past context_len, never a block-table entry past
 // ceil(context_len / kBlockSize). The softmax math is kernels/softmax_state.h (STYLE.md I2).
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -69,18 +70,18 @@ std::vector<float> ProjectRows(const std::vector<float>& w, int64_t out, int64_t
 
 }  // namespace
 
-void WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
-                      int64_t tokens, const LatentCache& cache) {
+void WriteLatentCache(const LatentWrite& in, const LatentCache& cache) {
   const int64_t d_cache = cache.d_latent + cache.d_rope;
-  for (int64_t t = 0; t < tokens; ++t) {
-    if (slots[t] < 0) continue;
-    bf16* dst = cache.data + slots[t] * d_cache;
-    for (int64_t c = 0; c < cache.d_latent; ++c) {
-      dst[c] = FloatToBf16(latent[t * cache.d_latent + c]);
-    }
-    for (int64_t r = 0; r < cache.d_rope; ++r) {
-      dst[cache.d_latent + r] = FloatToBf16(k_rope[t * cache.d_rope + r]);
-    }
+  std::vector<float> row(d_cache);
+  for (int64_t t = 0; t < in.tokens; ++t) {
+    if (in.slots[t] < 0) continue;
+    // [c ; k^R] = [RmsNorm(kv_c) ; rope(kv_r)]
+    std::copy_n(in.kv + t * d_cache, d_cache, row.data());
+    RmsNorm(row.data(), in.norm_weight, 1, cache.d_latent, in.eps, row.data());
+    ApplyRope(row.data() + cache.d_latent, 1, 1, cache.d_rope, cache.d_rope, in.positions + t,
+              in.inv_freq, cache.d_rope, in.cos_sin_scale);
+    bf16* dst = cache.data + in.slots[t] * d_cache;
+    for (int64_t c = 0; c < d_cache; ++c) dst[c] = FloatToBf16(row[c]);
   }
 }
 

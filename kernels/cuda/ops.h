@@ -68,11 +68,12 @@ absl::Status Add(const float* x, int64_t n, float* y, cudaStream_t stream);
 absl::Status Embed(const bf16* table, const int32_t* ids, int64_t tokens, int64_t dim,
                    int64_t vocab_begin, int64_t vocab_end, float* out, cudaStream_t stream);
 
-// Writes each token's latent [d_latent] and rope key [d_rope], rounded to bf16 (nearest even),
-// into cache slot slots[t]. Slots must be distinct; a negative slot is skipped (a padding row).
-// latent: [tokens, d_latent], k_rope: [tokens, d_rope], slots: [tokens] int64.
-absl::Status WriteLatentCache(const float* latent, const float* k_rope, const int64_t* slots,
-                              int64_t tokens, const LatentCache& cache, cudaStream_t stream);
+// Writes each token's normalised latent and rotated rope key, rounded to bf16 (nearest even),
+// into cache slot in.slots[t] (kernels/ops.h WriteLatentCache; latent_cache/): RmsNorm, RoPE and
+// the write in one kernel, with exactly RmsNorm's and ApplyRope's float32 arithmetic above.
+// Slots must be distinct; a negative slot is skipped (a padding row).
+absl::Status WriteLatentCache(const LatentWrite& in, const LatentCache& cache,
+                              cudaStream_t stream);
 
 }  // namespace mla::kernels::cuda
 

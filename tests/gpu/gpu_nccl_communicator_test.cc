@@ -8,13 +8,13 @@
 //
 // Scenarios: every collective on fresh random data against the host's result (exact: the data
 // are small integers, whose float sums are exact; doubles within 1e-12); a CUDA-graph capture
-// of an all-reduce and a SiluMul kernel, replayed 10 times, under a 20 s alarm (two earlier
-// attempts to capture NCCL hung, docs/GPU.md); a missing peer (rank 1 skips the call), which
-// must end in DeadlineExceeded on rank 0 within the timeout; and all-reduce latency, eager and
-// graph-replayed (median of 200 calls). Seed: MLA_TEST_SEED, else random; always printed.
+// of an all-reduce (recording mode, on a stream of the test's) and a SiluMul kernel, replayed 10
+// times, under a 20 s alarm (two earlier attempts to capture NCCL hung, docs/GPU.md); a missing
+// peer (rank 1 skips the call), which must end in DeadlineExceeded on rank 0 within the timeout,
+// for an eager call and for a graph replay; and all-reduce latency, eager and graph-replayed
+// (median of 200 calls). Seed: MLA_TEST_SEED, else random; always printed.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
-#include <nccl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -341,20 +341,30 @@ int Collectives(NcclCommunicator& comm) {
   return 0;
 }
 
-// ---- Scenario: CUDA-graph capture of {copy in, all-reduce, SiluMul}, replayed 10 times.
+// The stream a backend records on: one of the test's own, not the communicator's.
+struct OwnStream {
+  cudaStream_t s = nullptr;
+  OwnStream() { cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking); }
+  ~OwnStream() { cudaStreamDestroy(s); }
+};
+
+// ---- Scenario: CUDA-graph capture of {copy in, all-reduce, SiluMul} on a stream of the
+// caller's (the communicator in recording mode), replayed 10 times, each replay awaited with
+// AwaitStream.
 int GraphCapture(NcclCommunicator& comm) {
   alarm(20);  // a hang in capture or replay kills this child with SIGALRM
   const int rank = comm.rank(), size = comm.size();
   const int64_t n = 64 * 7168;
   DeviceArray<float> src(n), buf(n), up(n), out(n);
   CHILD_CUDA(ToDevice(up.p, std::vector<float>(n, 2.0f)));
-  cudaStream_t s = comm.stream();
+  OwnStream own;
+  cudaStream_t s = own.s;
+  NcclCommunicator* comms[] = {&comm};
   CHILD_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
   CHILD_CUDA(cudaMemcpyAsync(buf.p, src.p, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
-  const ncclResult_t r = ncclAllReduce(buf.p, buf.p, n, ncclFloat32, ncclSum, comm.comm(), s);
-  CHILD_CHECK(r == ncclSuccess || r == ncclInProgress, "ncclAllReduce in capture: %s",
-              ncclGetErrorString(r));
-  CHILD_OK(comm.WaitEnqueued("ncclAllReduce in capture"));
+  comm.EnqueueOn(s);
+  CHILD_OK(comm.AllReduceSum(buf.p, n));
+  comm.EnqueueOn(nullptr);
   CHILD_OK(kernels::cuda::SiluMul(buf.p, up.p, n, out.p, s));
   cudaGraph_t graph = nullptr;
   CHILD_CUDA(cudaStreamEndCapture(s, &graph));
@@ -364,7 +374,7 @@ int GraphCapture(NcclCommunicator& comm) {
     const int c = 1000 + it;
     CHILD_CUDA(ToDevice(src.p, IntData(rank, c, n, -8, 8)));
     CHILD_CUDA(cudaGraphLaunch(exec, s));
-    CHILD_OK(comm.WaitStream("graph replay"));
+    CHILD_OK(NcclCommunicator::AwaitStream(comms, s, "graph replay"));
     std::vector<float> sum(n, 0.0f), got_sum(n), got(n);
     for (int q = 0; q < size; ++q) {
       const std::vector<float> x = IntData(q, c, n, -8, 8);
@@ -414,6 +424,41 @@ int MissingPeer(NcclCommunicator& comm) {
   return 0;
 }
 
+// ---- Scenario: both ranks record an all-reduce; rank 1 never replays it. Rank 0's replay must
+// end in DeadlineExceeded within the timeout (AwaitStream), leaving the communicator aborted.
+int MissingPeerInReplay(NcclCommunicator& comm) {
+  DeviceArray<float> d(1024);
+  CHILD_CUDA(cudaMemset(d.p, 0, 1024 * sizeof(float)));
+  OwnStream own;
+  NcclCommunicator* comms[] = {&comm};
+  CHILD_CUDA(cudaStreamBeginCapture(own.s, cudaStreamCaptureModeThreadLocal));
+  comm.EnqueueOn(own.s);
+  CHILD_OK(comm.AllReduceSum(d.p, 1024));
+  comm.EnqueueOn(nullptr);
+  cudaGraph_t graph = nullptr;
+  CHILD_CUDA(cudaStreamEndCapture(own.s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  CHILD_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  CHILD_CUDA(cudaGraphDestroy(graph));
+  CHILD_CUDA(cudaGraphLaunch(exec, own.s));  // everyone once: the recording works
+  CHILD_OK(NcclCommunicator::AwaitStream(comms, own.s, "replay 1"));
+  if (comm.rank() == 1) {
+    std::this_thread::sleep_for(kShortTimeout + std::chrono::seconds(3));
+    return 0;  // a hung peer; the recording and the aborted peer are left to process exit
+  }
+  CHILD_CUDA(cudaGraphLaunch(exec, own.s));
+  const Clock::time_point t0 = Clock::now();
+  const absl::Status st = NcclCommunicator::AwaitStream(comms, own.s, "replay 2");
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("rank 0: graph replay without its peer returned after %.2f s: %s\n", waited,
+              st.ToString().c_str());
+  CHILD_CHECK(absl::IsDeadlineExceeded(st), "%s", st.ToString().c_str());
+  CHILD_CHECK(waited < 3.0 + 2.0, "waited %.2f s for a 3 s timeout", waited);
+  const absl::Status again = comm.Barrier();
+  CHILD_CHECK(absl::IsFailedPrecondition(again), "after abort: %s", again.ToString().c_str());
+  return 0;
+}
+
 // ---- Scenario: all-reduce latency of [rows, 7168] floats, eager and graph-replayed.
 double MedianUs(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -440,14 +485,14 @@ int Latency(NcclCommunicator& comm) {
     alarm(20);
     double graph_us[2] = {0, 0};
     const int per_graph[2] = {1, 20};
+    OwnStream own;
+    cudaStream_t s = own.s;
+    NcclCommunicator* comms[] = {&comm};
     for (int g = 0; g < 2; ++g) {
-      cudaStream_t s = comm.stream();
       CHILD_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      for (int k = 0; k < per_graph[g]; ++k) {
-        const ncclResult_t r = ncclAllReduce(d.p, d.p, n, ncclFloat32, ncclSum, comm.comm(), s);
-        CHILD_CHECK(r == ncclSuccess || r == ncclInProgress, "%s", ncclGetErrorString(r));
-        CHILD_OK(comm.WaitEnqueued("capture"));
-      }
+      comm.EnqueueOn(s);
+      for (int k = 0; k < per_graph[g]; ++k) CHILD_OK(comm.AllReduceSum(d.p, n));
+      comm.EnqueueOn(nullptr);
       cudaGraph_t graph = nullptr;
       CHILD_CUDA(cudaStreamEndCapture(s, &graph));
       cudaGraphExec_t exec = nullptr;
@@ -457,7 +502,7 @@ int Latency(NcclCommunicator& comm) {
       for (int it = 0; it < 10 + kIters; ++it) {
         const Clock::time_point t0 = Clock::now();
         CHILD_CUDA(cudaGraphLaunch(exec, s));
-        CHILD_OK(comm.WaitStream("graph replay"));
+        CHILD_OK(NcclCommunicator::AwaitStream(comms, s, "graph replay"));
         if (it >= 10) {
           t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
         }
@@ -510,6 +555,10 @@ TEST_F(NcclCommunicatorTest, GraphCaptureOfAllReduceAndKernel) {
 
 TEST_F(NcclCommunicatorTest, MissingPeerEndsInDeadlineExceeded) {
   ExpectAllPassed(RunGroup(2, kShortTimeout, 60, MissingPeer), "missing peer");
+}
+
+TEST_F(NcclCommunicatorTest, MissingPeerInGraphReplayEndsInDeadlineExceeded) {
+  ExpectAllPassed(RunGroup(2, kShortTimeout, 60, MissingPeerInReplay), "missing peer in replay");
 }
 
 TEST_F(NcclCommunicatorTest, AllReduceLatency) {

@@ -4,7 +4,10 @@
 - tp=1 on GPU 0: several concurrent requests (greedy and seeded sampling) stream exactly the
   tokens of the in-process model on the same GPU (mla-generate --device=0).
 - tp=2 on GPUs 0-1 and tp=2 x pp=2 on GPUs 0-3 (where that many GPUs exist), over NCCL groups
-  that met through the coordinator's store: greedy tokens equal the single-GPU run.
+  that met through the coordinator's store: greedy tokens equal the single-GPU run. Every worker
+  records decode steps as CUDA graphs, NCCL collectives included (each worker's log must say
+  "step graphs recorded"); and tp=2 with rank 0 run --enforce_eager (op by op) beside a rank
+  that replays graphs still gives the same tokens (the ranks' collectives agree in size).
 - tp=2 x pp=2 with two workers per GPU where only 2 GPUs exist: ranks (stage, tp rank) on
   GPUs 0,1 / 1,0 ("crossed"), so that every NCCL communicator (both tp groups, both pipeline
   links) still spans two distinct devices, which NCCL requires. It runs the whole 4-worker
@@ -64,7 +67,7 @@ def reference(checkpoint, prompt, flags):
 class Group:
     """An mla-coordinator and tp x pp mla-worker --device=r processes; killed on exit."""
 
-    def __init__(self, checkpoint, tp, pp, devices):
+    def __init__(self, checkpoint, tp, pp, devices, eager=()):
         self.dir = tempfile.mkdtemp(prefix="mla_gpu_serving_")
         self.procs = []
         self.coordinator_log = os.path.join(self.dir, "coordinator.log")
@@ -76,7 +79,8 @@ class Group:
         for r in range(tp * pp):
             self.start(f"worker{r}", [WORKER, f"--coordinator=127.0.0.1:{self.port}",
                                       f"--checkpoint={checkpoint}", f"--device={devices[r]}",
-                                      f"--rank={r}", "--collective_timeout_s=60"])
+                                      f"--rank={r}", "--collective_timeout_s=60",
+                                      *(["--enforce_eager"] if r in eager else [])])
         deadline = time.monotonic() + 240
         while "serving with" not in self.log("coordinator"):
             assert time.monotonic() < deadline, "not serving after 240 s:\n" + self.logs()
@@ -120,12 +124,20 @@ class Group:
         return False
 
 
-def serve(checkpoint, tp, pp, requests, devices=None):
+def serve(checkpoint, tp, pp, requests, devices=None, eager=()):
     """The tokens of `requests`, sent concurrently to tp x pp GPU workers (rank r on GPU
-    devices[r], default r)."""
+    devices[r], default r; ranks in `eager` run --enforce_eager). Checks that every other
+    worker recorded step graphs."""
     devices = devices or list(range(tp * pp))
-    with Group(checkpoint, tp, pp, devices) as g, ThreadPoolExecutor(len(requests)) as pool:
-        return list(pool.map(lambda r: g.generate(*r), requests))
+    with Group(checkpoint, tp, pp, devices, eager) as g, \
+            ThreadPoolExecutor(len(requests)) as pool:
+        tokens = list(pool.map(lambda r: g.generate(*r), requests))
+        for r in range(tp * pp):
+            recorded = "step graphs recorded" in g.log(f"worker{r}")
+            assert recorded == (r not in eager), (
+                f"worker{r} (--enforce_eager: {r in eager}) recorded step graphs: {recorded}\n"
+                + g.logs())
+        return tokens
 
 
 def first_divergence(a, b):
@@ -156,20 +168,21 @@ def main():
         for i, (g, w) in enumerate(zip(got, want)):
             assert g == w, f"request {i}: served {g}, in-process {w}"
         print(f"tp=1 on GPU 0: {len(REQUESTS)} concurrent requests == mla-generate --device=0")
-        layouts = [(2, 1, [0, 1]), (2, 2, [0, 1, 2, 3])]
+        layouts = [(2, 1, [0, 1], ()), (2, 1, [0, 1], (0,)), (2, 2, [0, 1, 2, 3], ())]
         if gpus in (2, 3):
-            layouts.append((2, 2, [0, 1, 1, 0]))  # crossed: two workers per GPU
-        for tp, pp, devices in layouts:
+            layouts.append((2, 2, [0, 1, 1, 0], ()))  # crossed: two workers per GPU
+        for tp, pp, devices, eager in layouts:
             if gpus <= max(devices):
                 print(f"tp={tp} x pp={pp}: skipped, {gpus} GPU(s) visible")
                 continue
-            got = serve(checkpoint, tp, pp, REQUESTS[:GREEDY], devices)
+            got = serve(checkpoint, tp, pp, REQUESTS[:GREEDY], devices, eager)
             for i, (g, w) in enumerate(zip(got, want)):
                 at = first_divergence(g, w)
                 assert at is None, (f"tp={tp} x pp={pp} on GPUs {devices}, request {i}: first"
                                     f" divergence at token {at}: {g} vs one GPU {w}")
-            print(f"tp={tp} x pp={pp}, ranks on GPUs {devices}, over NCCL: greedy tokens =="
-                  " one GPU")
+            how = f"ranks {list(eager)} op by op, the others" if eager else "every rank"
+            print(f"tp={tp} x pp={pp}, ranks on GPUs {devices}, over NCCL, {how} replaying "
+                  "step graphs: greedy tokens == one GPU")
     finally:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return 0

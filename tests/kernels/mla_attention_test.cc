@@ -253,46 +253,85 @@ TEST(MlaAttention, HandComputedTwoTokens) {
   ExpectClose(a.out, out, 1e-6, 1e-6, "absorbed out");
 }
 
-TEST(MlaAttention, WriteLatentCacheWritesExactlyTheNamedSlotsRounded) {
+// WriteLatentCache = RmsNorm of the latent part and ApplyRope of the rope part, rounded to bf16,
+// into exactly the named slots: bit-exact against those two reference ops applied separately,
+// and within one bf16 rounding (2^-8 relative, plus 1e-6 for the float32 steps) of the same
+// math in double. Unnamed slots and padding rows (slot -1) stay NaN.
+TEST(MlaAttention, WriteLatentCacheNormalisesRotatesAndRoundsIntoTheNamedSlots) {
   const uint32_t seed = 4242;
   std::printf("seed %u\n", seed);
   std::mt19937 rng(seed);
   const MlaDims dims = TinyDims();
-  const int64_t num_blocks = 4, tokens = 70, d_cache = dims.d_cache();
+  const int64_t num_blocks = 4, tokens = 70, d_cache = dims.d_cache(), dl = dims.d_latent;
+  const int64_t dr = dims.d_rope;
   std::vector<bf16> data(num_blocks * kBlockSize * d_cache, kNaN);
   std::vector<int64_t> all_slots(num_blocks * kBlockSize);
   std::iota(all_slots.begin(), all_slots.end(), 0);
   std::shuffle(all_slots.begin(), all_slots.end(), rng);
-  const std::vector<int64_t> slots(all_slots.begin(), all_slots.begin() + tokens);
+  std::vector<int64_t> slots(all_slots.begin(), all_slots.begin() + tokens);
+  slots[5] = slots[40] = -1;  // padding rows
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
-  std::vector<float> latent(tokens * dims.d_latent), k_rope(tokens * dims.d_rope);
-  for (float& x : latent) x = dist(rng);
-  for (float& x : k_rope) x = dist(rng);
-  WriteLatentCache(latent.data(), k_rope.data(), slots.data(), tokens,
-                   {.data = data.data(),
-                    .num_blocks = num_blocks,
-                    .d_latent = dims.d_latent,
-                    .d_rope = dims.d_rope});
+  std::uniform_int_distribution<int32_t> pos_dist(0, 200000);
+  std::vector<float> kv(tokens * d_cache), weight(dl), inv_freq(dr / 2);
+  std::vector<int32_t> positions(tokens);
+  for (float& x : kv) x = dist(rng);
+  for (float& x : weight) x = dist(rng);
+  for (int64_t i = 0; i < dr / 2; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / dr);
+  for (int32_t& p : positions) p = pos_dist(rng);
+  const float eps = 1e-6f, scale = 1.25f;
+  WriteLatentCache({.kv = kv.data(),
+                    .norm_weight = weight.data(),
+                    .eps = eps,
+                    .positions = positions.data(),
+                    .inv_freq = inv_freq.data(),
+                    .cos_sin_scale = scale,
+                    .slots = slots.data(),
+                    .tokens = tokens},
+                   {.data = data.data(), .num_blocks = num_blocks, .d_latent = dl, .d_rope = dr});
+  // The separate ops: [RmsNorm(latent) ; ApplyRope(k_rope)].
+  std::vector<float> want(kv);
+  for (int64_t t = 0; t < tokens; ++t) {
+    RmsNorm(&want[t * d_cache], weight.data(), 1, dl, eps, &want[t * d_cache]);
+  }
+  ApplyRope(want.data() + dl, tokens, 1, d_cache, dr, positions.data(), inv_freq.data(), dr,
+            scale);
   std::vector<int64_t> token_of(num_blocks * kBlockSize, -1);
-  for (int64_t t = 0; t < tokens; ++t) token_of[slots[t]] = t;
-  int64_t rounded = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (slots[t] >= 0) token_of[slots[t]] = t;
+  }
+  int64_t written = 0;
   for (int64_t slot = 0; slot < num_blocks * kBlockSize; ++slot) {
     const int64_t t = token_of[slot];
+    if (t >= 0) ++written;
+    const float* x = &kv[(t < 0 ? 0 : t) * d_cache];
+    double ss = 0.0;
+    for (int64_t c = 0; c < dl; ++c) ss += static_cast<double>(x[c]) * x[c];
+    const double inv_rms = 1.0 / std::sqrt(ss / dl + eps);
     for (int64_t c = 0; c < d_cache; ++c) {
       const bf16 got = data[slot * d_cache + c];
       if (t < 0) {
         ASSERT_TRUE(std::isnan(Bf16ToFloat(got))) << "slot " << slot << " was written";
         continue;
       }
-      const float x = c < dims.d_latent ? latent[t * dims.d_latent + c]
-                                        : k_rope[t * dims.d_rope + c - dims.d_latent];
-      ASSERT_EQ(got.bits, FloatToBf16(x).bits) << "slot " << slot << " value " << c;
-      rounded += Bf16ToFloat(got) != x;
+      ASSERT_EQ(got.bits, FloatToBf16(want[t * d_cache + c]).bits)
+          << "slot " << slot << " value " << c;
+      double exact;  // the same math in double (the angle in float32, as specified)
+      if (c < dl) {
+        exact = weight[c] * x[c] * inv_rms;
+      } else {
+        const int64_t i = (c - dl) / 2;
+        const double a = static_cast<float>(positions[t]) * inv_freq[i];
+        const double x0 = x[dl + 2 * i], x1 = x[dl + 2 * i + 1];
+        exact = scale * ((c - dl) % 2 == 0 ? x0 * std::cos(a) - x1 * std::sin(a)
+                                           : x0 * std::sin(a) + x1 * std::cos(a));
+      }
+      ASSERT_LE(std::fabs(Bf16ToFloat(got) - exact), std::fabs(exact) / 256 + 1e-5)
+          << "slot " << slot << " value " << c << " exact " << exact;
     }
   }
-  EXPECT_GT(rounded, 0);  // the inputs were not bf16-exact: rounding happened
-  std::printf("  %lld slots written bit-exact, %lld values rounded, the rest still NaN\n",
-              static_cast<long long>(tokens), static_cast<long long>(rounded));
+  EXPECT_EQ(written, tokens - 2);
+  std::printf("  %lld slots written, padding rows and the rest still NaN\n",
+              static_cast<long long>(written));
 }
 
 // Prefill (materialised) vs absorbed path vs double reference on ragged, poisoned batches.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace mla::worker_service {
 
@@ -54,6 +55,10 @@ v1::StepResult StepExecutor::Run(const v1::Step& step) {
   absl::StatusOr<StepOutput> out =
       batch.ok() ? model_->Forward(*batch, *cache_, {.return_logits = step.return_logits(), .step_graphs = step_graphs_})
                  : absl::StatusOr<StepOutput>(batch.status());
+  if (model_->num_step_graphs() > graphs_reported_) {
+    graphs_reported_ = model_->num_step_graphs();
+    absl::FPrintF(stderr, "mla-worker: step graphs recorded: %d\n", graphs_reported_);
+  }
   if (!out.ok()) {
     result.set_error(out.status().ToString());
     // The communicators report a dead or hung peer as Unavailable or DeadlineExceeded.

@@ -7,6 +7,9 @@
 // once). A step that fails answers with StepResult.error; the worker's state is then unknown and
 // the coordinator stops using it.
 //
+// Each time the model keeps a new step graph (Model::num_step_graphs grows), one line goes to
+// stderr: "mla-worker: step graphs recorded: N".
+//
 // Not thread-safe: the worker's main thread runs steps one at a time, in step_id order. The
 // model and cache must outlive the executor.
 #ifndef MLASERVE_WORKER_SERVICE_STEP_EXECUTOR_H_
@@ -49,6 +52,7 @@ class StepExecutor {
   LatentCachePool* const cache_;
   const bool returns_tokens_;
   const bool step_graphs_;
+  int64_t graphs_reported_ = 0;  // num_step_graphs() at the last report
   absl::flat_hash_map<int64_t, std::vector<int32_t>> tables_;  // by seq_id
 };
 
