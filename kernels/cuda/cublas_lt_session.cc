@@ -69,7 +69,7 @@ absl::Status CublasLtSession::ChooseAlgorithm(MatmulPlan& plan, uint32_t min_ali
 }
 
 absl::Status CublasLtSession::Matmul(const MatmulPlan& plan, const void* a, const void* b,
-                                     float* d, cudaStream_t stream, const char* what) const {
+                                     void* d, cudaStream_t stream, const char* what) const {
   const float alpha = 1.0f;
   const float beta = 0.0f;
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(handle_, plan.op, &alpha, a, plan.a, b, plan.b,

@@ -50,8 +50,8 @@ class CublasLtSession {
   absl::Status ChooseAlgorithm(MatmulPlan& plan, uint32_t min_alignment_bytes,
                                const std::string& what) const;
 
-  // d = op(a) op(b) on `stream` with plan's descriptors and algorithm.
-  absl::Status Matmul(const MatmulPlan& plan, const void* a, const void* b, float* d,
+  // d = op(a) op(b) on `stream` with plan's descriptors and algorithm; d is of plan.d's type.
+  absl::Status Matmul(const MatmulPlan& plan, const void* a, const void* b, void* d,
                       cudaStream_t stream, const char* what) const;
 
  private:

@@ -4,6 +4,10 @@
 //   <= 1e-4 and |got - ref| <= 1e-4 * rms(ref) + 1e-4 * |ref|.
 // - float x cast on the GPU (CastToBf16) vs the CPU on the unrounded x: bf16 operands, relative
 //   L2 <= 1e-2, |got - ref| <= 2e-2 * rms(ref) + 2e-2 * |ref|.
+// - LinearBf16Out (the same GEMM, y rounded once to bf16) vs cpu::Linear on the same operands:
+//   the rounding moves a value by at most half a bf16 ulp, <= 2^-8 |y| (3.9e-3; 8 significant
+//   bits), on top of the summation order: |got - ref| <= 1e-4 * rms(ref) + 4e-3 * |ref|, and
+//   relative L2 <= 3e-3 (the rounding error is ~1.7e-3 relative rms).
 // - CastToBf16 vs FloatToBf16: bit-identical.
 #include <cstdint>
 #include <cstring>
@@ -65,6 +69,15 @@ TEST_P(GpuLinearTest, MatchesCpu) {
   MLA_ASSERT_OK(Linear(*context, d_xb.get(), d_w.get(), rows, in, out, d_y.get(), nullptr));
   MLA_ASSERT_OK_AND_ASSIGN(std::vector<float> y2, d_y.ToHost());
   EXPECT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * sizeof(float))) << "not deterministic";
+
+  // LinearBf16Out: the same GEMM rounded to bf16 (its own cached plan beside Linear's).
+  MLA_ASSERT_OK_AND_ASSIGN(auto d_yb, DeviceBuffer<bf16>::Allocate(rows * out));
+  MLA_ASSERT_OK(d_yb.Fill(0xff));
+  MLA_ASSERT_OK(
+      LinearBf16Out(*context, d_xb.get(), d_w.get(), rows, in, out, d_yb.get(), nullptr));
+  MLA_ASSERT_OK_AND_ASSIGN(std::vector<bf16> yb, d_yb.ToHost());
+  testing::ExpectClose("LinearBf16Out (same bf16 operands)", testing::ToFloat(yb), ref_rounded,
+                       {.rel_l2 = 3e-3, .atol = 1e-4 * rms, .rtol = 4e-3});
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuLinearTest,

@@ -1,15 +1,25 @@
-// cuda::MlaPrefillAttention (gather + cuBLASLt up-projection + fp32 flash attention) vs
-// cpu::MlaPrefillAttention over a poisoned paged latent cache (STYLE.md F5): unused slots and
-// spare blocks hold NaN, block tables are shuffled, entries past a sequence's blocks point far out
-// of range, the output is NaN before the launch. Ragged batches with contexts 1, 63, 64, 65, 300:
-// whole prompts (q_len = context) and chunks after a cached prefix (q_len 1 and > 1), plus a
-// sequence with no query rows.
-// Tolerance: the up-projection has the CPU's bf16 operands with fp32 accumulation on the tensor
-// cores and the attention is fp32, so only summation order differs: relative L2 <= 1e-4 and
-// |got - ref| <= 1e-4 rms(ref) + 1e-4 |ref| (the bound gpu_linear_test uses for the same GEMM).
-// Two identical runs agree bit for bit.
+// cuda::MlaPrefillAttention (gather + cuBLASLt up-projection to bf16 + flash attention on the
+// tensor cores) vs cpu::MlaPrefillAttention over a poisoned paged latent cache (STYLE.md F5):
+// unused slots and spare blocks hold NaN, block tables are shuffled, entries past a sequence's
+// blocks point far out of range, the workspace is stale NaN and the output is NaN before the
+// launch. Ragged batches with contexts 1, 63, 64, 65, 300, 1000: whole prompts (q_len = context)
+// and chunks after a cached prefix (q_len 1 and > 1, multiples of the 64-row tile and not),
+// plus a sequence with no query rows; 2 to 128 heads.
+// Tolerance, and why (the project's bf16-operand rule, relative L2 <= 1e-2): the GPU rounds to
+// bf16 what the CPU keeps in fp32 — q, the up-projected K^N and V, and the softmax weights P
+// before P V — and accumulates in fp32. One rounding is a relative error of at most 2^-8 (bf16
+// keeps 8 significant bits), ~1.7e-3 rms. Through a score (192 products of rounded q and k^N;
+// scores have a spread of ~2 here) it moves each weight by ~4.5e-3, so with the rounding of V and
+// P an output row is off by ~5e-3 of its own size, whatever its context (a row attending to 2
+// keys has |out| ~ |v|, one attending to 300 keys ~|v| / 17).
+// Bounds: relative L2 <= 1e-2 over the whole output and <= 2e-2 for every (token, head) row (a
+// row that misses or gains one key of its ~300 moves by ~6%, so masking errors still fail);
+// per element |got - ref| <= 5e-2 rms(row) + 1e-2 |ref| (about 10 standard deviations of the
+// element error, so a few million elements stay inside). Two identical runs agree bit for bit.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -113,6 +123,49 @@ std::vector<float> RunCpu(const Problem& p) {
   return out;
 }
 
+constexpr double kRelL2 = 1e-2;        // whole output
+constexpr double kRowRelL2 = 2e-2;     // every (token, head) row
+constexpr double kRowAtol = 5e-2;      // per element, of rms(row)
+constexpr double kRtol = 1e-2;         // per element, of |ref|
+
+// The per-row bounds above (STYLE.md L4: prints the worst row and element, and NaN counts).
+void ExpectRowsClose(const std::string& what, const std::vector<float>& got,
+                     const std::vector<float>& ref, int64_t d_v) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  double worst_row_rel = 0.0, worst_share = 0.0;
+  int64_t worst_row = -1, worst_element = -1;
+  for (int64_t row = 0; row * d_v < static_cast<int64_t>(ref.size()); ++row) {
+    double diff2 = 0.0, ref2 = 0.0;
+    for (int64_t e = row * d_v; e < (row + 1) * d_v; ++e) {
+      const double diff = static_cast<double>(got[e]) - ref[e];
+      diff2 += diff * diff;
+      ref2 += static_cast<double>(ref[e]) * ref[e];
+    }
+    const double rel = std::isnan(diff2) ? INFINITY : std::sqrt(diff2 / ref2);
+    if (rel > worst_row_rel || worst_row < 0) {
+      worst_row_rel = rel;
+      worst_row = row;
+    }
+    const double rms = std::sqrt(ref2 / static_cast<double>(d_v));
+    for (int64_t e = row * d_v; e < (row + 1) * d_v; ++e) {
+      const double err = std::fabs(static_cast<double>(got[e]) - ref[e]);
+      const double share = std::isnan(err) ? INFINITY
+                                            : err / (kRowAtol * rms + kRtol * std::fabs(ref[e]));
+      if (share > worst_share || worst_element < 0) {
+        worst_share = share;
+        worst_element = e;
+      }
+    }
+  }
+  std::printf("%s: worst row %lld rel_l2 %.3g (bound %.1g); worst element [%lld] got %.9g ref "
+              "%.9g = %.1f%% of its tolerance (%.0e rms(row) + %.0e |ref|)\n",
+              what.c_str(), static_cast<long long>(worst_row), worst_row_rel, kRowRelL2,
+              static_cast<long long>(worst_element), got[worst_element], ref[worst_element],
+              100.0 * worst_share, kRowAtol, kRtol);
+  EXPECT_LE(worst_row_rel, kRowRelL2) << what << ": row " << worst_row;
+  EXPECT_LE(worst_share, 1.0) << what << ": element " << worst_element;
+}
+
 // Runs the GPU op twice on the problem (NaN-poisoned output each time); checks it against the
 // CPU and the two runs against each other.
 void CheckAgainstCpu(const Problem& p, const std::string& what) {
@@ -123,7 +176,8 @@ void CheckAgainstCpu(const Problem& p, const std::string& what) {
   MLA_ASSERT_OK_AND_ASSIGN(auto cache, DeviceBuffer<bf16>::FromHost(p.cache));
   MLA_ASSERT_OK_AND_ASSIGN(auto wkv_b, DeviceBuffer<bf16>::FromHost(p.wkv_b));
   MLA_ASSERT_OK_AND_ASSIGN(auto q, DeviceBuffer<float>::FromHost(p.q));
-  MLA_ASSERT_OK_AND_ASSIGN(auto out, DeviceBuffer<float>::Allocate(static_cast<int64_t>(ref.size())));
+  MLA_ASSERT_OK_AND_ASSIGN(auto out,
+                           DeviceBuffer<float>::Allocate(static_cast<int64_t>(ref.size())));
   const MlaPrefillPlan plan = PlanMlaPrefill(static_cast<int64_t>(p.context_lens.size()),
                                              p.tokens(), p.context_tokens, p.dims);
   MLA_ASSERT_OK_AND_ASSIGN(auto workspace,
@@ -141,8 +195,9 @@ void CheckAgainstCpu(const Problem& p, const std::string& what) {
     MLA_ASSERT_OK(CudaStatus(cudaDeviceSynchronize(), "sync"));
     MLA_ASSERT_OK_AND_ASSIGN(std::vector<float> got, out.ToHost());
     if (run == 0) {
-      testing::ExpectClose(what, got, ref,
-                           {.rel_l2 = 1e-4, .atol = 1e-4 * testing::Rms(ref), .rtol = 1e-4});
+      // The whole output's L2 and NaN count here; the element bound is the per-row one.
+      testing::ExpectClose(what, got, ref, {.rel_l2 = kRelL2, .atol = INFINITY, .rtol = 0.0});
+      ExpectRowsClose(what, got, ref, p.dims.d_v);
       first = std::move(got);
     } else {
       EXPECT_EQ(0, std::memcmp(first.data(), got.data(), got.size() * sizeof(float)))
@@ -161,12 +216,13 @@ TEST(GpuMlaPrefillAttention, RaggedBatchWithCachedPrefixes) {
   CheckAgainstCpu(p, "prefill 16 heads");
 }
 
-// A small batch (2 heads, 5 query tiles) for the sanitizers (scripts/gpu_test.sh runs racecheck
-// on this one): a whole prompt across two tiles, a chunk after a prefix, a single row.
+// A small batch (2 heads, 4 query tiles) for the sanitizers (scripts/gpu_test.sh runs racecheck
+// on this one): a whole prompt across two query and two key tiles, a chunk after a prefix, a
+// single row.
 TEST(GpuMlaPrefillAttention, SmallRaggedBatch) {
   MLA_SKIP_WITHOUT_GPU();
   std::mt19937 rng(testing::TestSeed());
-  CheckAgainstCpu(MakeProblem(V3Dims(2), {40, 65, 1}, {40, 33, 1}, rng), "prefill small batch");
+  CheckAgainstCpu(MakeProblem(V3Dims(2), {70, 65, 1}, {70, 33, 1}, rng), "prefill small batch");
 }
 
 // All 128 heads (a grid of 128 in y, a 32768-wide up-projection) and a head count that is not
@@ -177,6 +233,25 @@ TEST(GpuMlaPrefillAttention, HeadCountsAndSingleToken) {
   CheckAgainstCpu(MakeProblem(V3Dims(128), {70, 5}, {70, 2}, rng), "prefill 128 heads");
   CheckAgainstCpu(MakeProblem(V3Dims(20), {65, 33}, {33, 33}, rng), "prefill 20 heads");
   CheckAgainstCpu(MakeProblem(V3Dims(16), {1}, {1}, rng), "prefill one token");
+}
+
+// V3 widths at 128 heads over several key tiles: a chunk of 150 rows (2 full query tiles and one
+// of 22) after a 150-token cached prefix, so its diagonal crosses key tiles 2-4 of 5 at offsets
+// that are not multiples of 64; and a 70-token whole prompt (a tile of 64 and one of 6).
+TEST(GpuMlaPrefillAttention, V3HeadsCachedPrefixOverSeveralKeyTiles) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  CheckAgainstCpu(MakeProblem(V3Dims(128), {300, 70}, {150, 70}, rng),
+                  "prefill 128 heads, prefix 150 + 150 rows");
+}
+
+// A long context through the two-stage key pipeline (16 key tiles): 333 rows after a 667-token
+// prefix, and a whole 250-token prompt beside it.
+TEST(GpuMlaPrefillAttention, LongContext) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  CheckAgainstCpu(MakeProblem(V3Dims(2), {1000, 250}, {333, 250}, rng),
+                  "prefill context 1000, prefix 667");
 }
 
 // Unsupported dims and a plan of another batch are refused before any launch, with the fields

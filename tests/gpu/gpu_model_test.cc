@@ -7,11 +7,16 @@
 // attend to a cached prefix); every generated token's logits are kept.
 //
 // Tolerance, and why: the GPU rounds every Linear's float input to bf16 (the CPU keeps float32),
-// as do the MLA absorb projections and the decode attention's operands (q_abs and P), and sums
+// as do the MLA absorb projections and the decode attention's operands (q_abs and P), and the
+// prefill attention's (q, the up-projected K^N and V, and P; see mla_prefill.h), and sums
 // tensor-parallel partials in float32 instead of float64. One bf16 rounding is a relative error
 // of at most 2^-9 (0.2%); through the 4 layers' ~8 GEMMs each, the logits move by about 0.1-1%
 // of their scale. Bound: max_v |gpu - cpu| <= 2e-2 * max_v |cpu| for every step whose inputs are
-// identical (all steps up to and including the first divergence).
+// identical (all steps up to and including the first divergence). The bound was kept when the
+// prefill attention moved to bf16 operands: that adds ~5e-3 relative error to a layer's
+// attention output (tests/gpu/gpu_mla_prefill_attention_test.cc), what about three more rounded
+// GEMM inputs add beside the ~8 per layer already there (~1.2x the logits' error, in quadrature),
+// while the largest step measured with the fp32 prefill used 36% of the bound.
 // Routing flips: the MoE gate picks experts by comparing scores; where two scores nearly tie the
 // bf16 rounding can pick the other expert for one token of one layer on the GPU, which moves that
 // token's hidden state (and the latents it caches) by far more than rounding. Measured on an

@@ -36,15 +36,17 @@ absl::StatusOr<std::unique_ptr<LinearContext>> LinearContext::Create(size_t work
 LinearContext::~LinearContext() = default;
 
 absl::StatusOr<const MatmulPlan*> LinearContext::GetPlan(int64_t rows, int64_t in,
-                                                         int64_t out, cudaDataType_t dtype) {
-  const auto key = std::make_tuple(rows, in, out, static_cast<int>(dtype));
+                                                         int64_t out, cudaDataType_t dtype,
+                                                         cudaDataType_t out_dtype) {
+  const auto key =
+      std::make_tuple(rows, in, out, static_cast<int>(dtype), static_cast<int>(out_dtype));
   if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
 
   auto plan = std::make_unique<MatmulPlan>();
   if (absl::Status st = plan->CreateOp(CUBLAS_OP_T, CUBLAS_OP_N); !st.ok()) return st;
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->a, dtype, in, out, in));
   MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, dtype, in, rows, in));
-  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->d, CUDA_R_32F, out, rows, out));
+  MLA_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->d, out_dtype, out, rows, out));
 
   if (absl::Status st = session_->ChooseAlgorithm(
           *plan, 0, absl::StrCat("Linear rows=", rows, " in=", in, " out=", out));
@@ -59,15 +61,25 @@ absl::StatusOr<const MatmulPlan*> LinearContext::GetPlan(int64_t rows, int64_t i
 absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                     int64_t in, int64_t out, float* y, cudaStream_t stream) {
   if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const MatmulPlan*> plan = context.GetPlan(rows, in, out, CUDA_R_16BF);
+  absl::StatusOr<const MatmulPlan*> plan =
+      context.GetPlan(rows, in, out, CUDA_R_16BF, CUDA_R_32F);
   if (!plan.ok()) return plan.status();
   return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul");
+}
+
+absl::Status LinearBf16Out(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
+                           int64_t in, int64_t out, bf16* y, cudaStream_t stream) {
+  if (rows == 0 || out == 0) return absl::OkStatus();
+  absl::StatusOr<const MatmulPlan*> plan =
+      context.GetPlan(rows, in, out, CUDA_R_16BF, CUDA_R_16BF);
+  if (!plan.ok()) return plan.status();
+  return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul (bf16 output)");
 }
 
 absl::Status LinearF32(LinearContext& context, const float* x, const float* w, int64_t rows,
                        int64_t in, int64_t out, float* y, cudaStream_t stream) {
   if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const MatmulPlan*> plan = context.GetPlan(rows, in, out, CUDA_R_32F);
+  absl::StatusOr<const MatmulPlan*> plan = context.GetPlan(rows, in, out, CUDA_R_32F, CUDA_R_32F);
   if (!plan.ok()) return plan.status();
   return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul (float32)");
 }

@@ -4,9 +4,11 @@
 // loaded), y [rows, out] float32; products exact, accumulation float32 on the tensor cores
 // (CUBLAS_COMPUTE_32F). bf16 activations halve the bytes the GEMM reads and are what the tensor
 // cores take; the float32 output keeps the residual stream and the norms in float32 as the CPU
-// does. Callers holding float32 activations round them first with CastToBf16 (one extra pass,
-// 6 bytes per element). The CPU twin, cpu::Linear, computes the same function when its x is the
-// bf16 values widened to float; tests compare on such inputs.
+// does. LinearBf16Out is the same GEMM with y rounded once to bf16, for outputs that feed
+// another bf16 tensor-core op (the prefill attention's up-projected K and V). Callers holding
+// float32 activations round them first with CastToBf16 (one extra pass, 6 bytes per element).
+// The CPU twin, cpu::Linear, computes the same function when its x is the bf16 values widened
+// to float; tests compare on such inputs.
 //
 // LinearContext owns a CublasLtSession (handle + device workspace) and a cache of the matmul
 // plan (descriptors + chosen algorithm) per (rows, in, out). It is thread-compatible, not
@@ -47,20 +49,29 @@ class LinearContext {
   LinearContext() = default;
   friend absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                              int64_t in, int64_t out, float* y, cudaStream_t stream);
+  friend absl::Status LinearBf16Out(LinearContext& context, const bf16* x, const bf16* w,
+                                    int64_t rows, int64_t in, int64_t out, bf16* y,
+                                    cudaStream_t stream);
   friend absl::Status LinearF32(LinearContext& context, const float* x, const float* w,
                                 int64_t rows, int64_t in, int64_t out, float* y,
                                 cudaStream_t stream);
-  // The plan of one shape with operands of `dtype` (CUDA_R_16BF or CUDA_R_32F).
+  // The plan of one shape with operands of `dtype` (CUDA_R_16BF or CUDA_R_32F) and an output of
+  // `out_dtype` (CUDA_R_32F, or CUDA_R_16BF with bf16 operands).
   absl::StatusOr<const MatmulPlan*> GetPlan(int64_t rows, int64_t in, int64_t out,
-                                            cudaDataType_t dtype);
+                                            cudaDataType_t dtype, cudaDataType_t out_dtype);
 
   std::unique_ptr<CublasLtSession> session_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int>, std::unique_ptr<MatmulPlan>> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, std::unique_ptr<MatmulPlan>> plans_;
 };
 
 // y = x w^T (see above). REQUIRES: x, w, y 16-byte aligned; y does not alias x or w.
 absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                     int64_t in, int64_t out, float* y, cudaStream_t stream);
+
+// y = bf16(x w^T): as Linear (bf16 operands, float32 accumulation), then each output rounded to
+// bf16 by cuBLASLt's epilogue (round to nearest). Same requirements as Linear.
+absl::Status LinearBf16Out(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
+                           int64_t in, int64_t out, bf16* y, cudaStream_t stream);
 
 // y[i] = bf16(x[i]) rounded to nearest even, i < n: float32 activations into Linear's x.
 absl::Status CastToBf16(const float* x, int64_t n, bf16* y, cudaStream_t stream);
