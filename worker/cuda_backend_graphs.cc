@@ -1,6 +1,8 @@
 #include "worker/cuda_backend_graphs.h"
 
 #include <algorithm>
+#include <iterator>
+#include <vector>
 
 #include "kernels/cuda/cuda_status.h"
 #include "worker/status_macros.h"
@@ -10,6 +12,7 @@ namespace mla {
 using kernels::cuda::CudaStatus;
 
 CudaStepGraphs::~CudaStepGraphs() {
+  for (NcclCommunicator* comm : released_by_) comm->SetBeforeAbort(nullptr);
   for (auto& [shape, recording] : graphs_) cudaGraphExecDestroy(recording.exec);
 }
 
@@ -29,6 +32,21 @@ void CudaStepGraphs::Uses(NcclCommunicator* comm) {
   if (std::find(begin_comms_.begin(), begin_comms_.end(), comm) == begin_comms_.end()) {
     begin_comms_.push_back(comm);
   }
+  if (std::find(released_by_.begin(), released_by_.end(), comm) == released_by_.end()) {
+    released_by_.push_back(comm);
+    comm->SetBeforeAbort([this, comm] { Release(comm); });
+  }
+}
+
+void CudaStepGraphs::Release(NcclCommunicator* comm) {
+  for (auto it = graphs_.begin(); it != graphs_.end();) {
+    const std::vector<NcclCommunicator*>& held = it->second.comms;
+    auto next = std::next(it);
+    if (std::find(held.begin(), held.end(), comm) != held.end()) Drop(it);
+    it = next;
+  }
+  released_by_.erase(std::remove(released_by_.begin(), released_by_.end(), comm),
+                     released_by_.end());
 }
 
 absl::StatusOr<bool> CudaStepGraphs::End(const GraphShape& shape, bool keep,
@@ -69,9 +87,9 @@ absl::StatusOr<bool> CudaStepGraphs::Replay(const GraphShape& shape,
   }
   MLA_RETURN_IF_ERROR(arena_->AdvanceTo(r.end));
   MLA_RETURN_IF_ERROR(CudaStatus(cudaGraphLaunch(r.exec, stream_), "Replay: cudaGraphLaunch"));
-  if (!r.comms.empty()) {
-    MLA_RETURN_IF_ERROR(NcclCommunicator::AwaitStream(r.comms, stream_, "step graph replay"));
-  }
+  if (r.comms.empty()) return true;
+  const std::vector<NcclCommunicator*> comms = r.comms;  // a failure's release drops r
+  MLA_RETURN_IF_ERROR(NcclCommunicator::AwaitStream(comms, stream_, "step graph replay"));
   return true;
 }
 

@@ -17,7 +17,9 @@
 // stream and names them with Uses); a replay of a recording that holds collectives returns only
 // once the stream is idle, polling within the communicators' timeouts
 // (NcclCommunicator::AwaitStream): a peer that never joins aborts them and fails the replay
-// instead of hanging the worker.
+// instead of hanging the worker. Since NCCL's abort and destroy wait for the graphs holding a
+// communicator's work, each communicator named by Uses gets a release (SetBeforeAbort) that
+// drops the recordings holding it; this object clears those releases when it goes first.
 // Thread-compatible (the backend's one thread), on the backend's device.
 #ifndef MLASERVE_WORKER_CUDA_BACKEND_GRAPHS_H_
 #define MLASERVE_WORKER_CUDA_BACKEND_GRAPHS_H_
@@ -39,7 +41,9 @@ class CudaStepGraphs {
  public:
   // `stream`: the backend's stream; `arena`: its scratch; both outlive this.
   CudaStepGraphs(cudaStream_t stream, CudaScratchArena* arena) : stream_(stream), arena_(arena) {}
-  ~CudaStepGraphs();  // destroys the recordings (freed once any launch of them has finished)
+  // Destroys the recordings (freed once any launch of them has finished) and clears the
+  // communicators' releases.
+  ~CudaStepGraphs();
   CudaStepGraphs(const CudaStepGraphs&) = delete;
   CudaStepGraphs& operator=(const CudaStepGraphs&) = delete;
 
@@ -69,6 +73,8 @@ class CudaStepGraphs {
     std::vector<NcclCommunicator*> comms;  // whose collectives it holds
   };
   void Drop(std::map<GraphShape, Recording>::iterator it);
+  // Drops every recording holding `comm`'s collectives and forgets `comm` (its release).
+  void Release(NcclCommunicator* comm);
 
   cudaStream_t stream_;
   CudaScratchArena* arena_;
@@ -76,6 +82,7 @@ class CudaStepGraphs {
   bool capturing_ = false;
   CudaScratchArena::Mark begin_;
   std::vector<NcclCommunicator*> begin_comms_;  // Uses() of the recording being made
+  std::vector<NcclCommunicator*> released_by_;  // communicators holding a release of ours
   int64_t begin_workspace_generation_ = 0;
 };
 

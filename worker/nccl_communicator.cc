@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -133,6 +135,7 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
 
 NcclCommunicator::~NcclCommunicator() {
   cudaSetDevice(device_);
+  ReleaseHolders();  // a destroy, like an abort, waits for graphs holding its work to go
   if (comm_ != nullptr) {
     // A clean shutdown: finalize (flushes NCCL's pending work) then destroy; abort if the
     // finalize does not settle in time.
@@ -169,12 +172,28 @@ absl::Status NcclCommunicator::Usable() const {
       absl::StrCat("NCCL communicator aborted after an earlier error: ", broken_.message()));
 }
 
-absl::Status NcclCommunicator::Fail(absl::Status error) {
-  if (comm_ != nullptr) {
-    ncclCommAbort(comm_);
-    comm_ = nullptr;
+void NcclCommunicator::ReleaseHolders() {
+  if (before_abort_) std::exchange(before_abort_, nullptr)();
+}
+
+void NcclCommunicator::AbortAll(absl::Span<NcclCommunicator* const> comms,
+                                const absl::Status& error) {
+  for (NcclCommunicator* c : comms) c->ReleaseHolders();
+  // ncclCommAbort raises the communicator's abort flag (its kernels leave) and then waits until
+  // no graph holds its work; a graph holding several communicators' work finishes only once all
+  // their kernels have left, so every flag must be raised before any abort waits: one thread
+  // per communicator.
+  std::vector<std::thread> aborts;
+  for (NcclCommunicator* c : comms) {
+    if (c->comm_ != nullptr) aborts.emplace_back(ncclCommAbort, std::exchange(c->comm_, nullptr));
+    if (c->broken_.ok()) c->broken_ = error;
   }
-  if (broken_.ok()) broken_ = error;
+  for (std::thread& t : aborts) t.join();
+}
+
+absl::Status NcclCommunicator::Fail(absl::Status error) {
+  NcclCommunicator* self = this;
+  AbortAll({&self, 1}, error);
   return error;
 }
 
@@ -205,7 +224,9 @@ absl::Status NcclCommunicator::AwaitStream(absl::Span<NcclCommunicator* const> c
       },
       Clock::now() + timeout, what, timeout);
   if (st.ok()) return st;
-  for (NcclCommunicator* c : comms) c->Fail(st).IgnoreError();
+  // A copy: releasing the holders may destroy the recording that owns `comms`.
+  const std::vector<NcclCommunicator*> failed(comms.begin(), comms.end());
+  AbortAll(failed, st);
   return st;
 }
 

@@ -14,7 +14,12 @@
 // there, and return once NCCL has enqueued them without waiting for them to run -- what a CUDA
 // graph capture of s needs (a capture must not wait). The work then finishes in s's order, and
 // AwaitStream bounds the wait for it (after a graph launch): a missing peer ends in
-// DeadlineExceeded and aborted communicators, never a hang. Thread-compatible.
+// DeadlineExceeded and aborted communicators, never a hang.
+//
+// CUDA graphs that recorded a communicator's collectives hold it: NCCL's abort and destroy wait
+// until every such graph is destroyed. The graphs' owner therefore registers a release
+// (SetBeforeAbort), which the communicator calls before it aborts (after an error or timeout)
+// and before it is destroyed. Thread-compatible.
 #ifndef MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
 #define MLASERVE_WORKER_NCCL_COMMUNICATOR_H_
 
@@ -22,6 +27,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -71,6 +77,10 @@ class NcclCommunicator final : public Communicator {
   // NCCL failure) or Internal. E.g. after launching a graph that holds their collectives.
   static absl::Status AwaitStream(absl::Span<NcclCommunicator* const> comms,
                                   cudaStream_t stream, const char* what);
+  // `release` destroys (or lets go of) every CUDA graph holding this communicator's collectives;
+  // called at most once, just before an abort or the destructor (see above). Null: none. The
+  // owner of the graphs clears it if it goes first.
+  void SetBeforeAbort(std::function<void()> release) { before_abort_ = std::move(release); }
 
  private:
   NcclCommunicator(ncclComm_t comm, cudaStream_t stream, float* scratch, int rank, int size,
@@ -84,7 +94,12 @@ class NcclCommunicator final : public Communicator {
   // error or the timeout.
   absl::Status WaitEnqueued(const char* what);
   absl::Status Usable() const;
-  // Aborts the communicator and records `error` as the reason later calls fail.
+  // Calls and clears before_abort_.
+  void ReleaseHolders();
+  // Releases the holders of every communicator of `comms`, then aborts them all at once and
+  // records `error` as the reason their later calls fail.
+  static void AbortAll(absl::Span<NcclCommunicator* const> comms, const absl::Status& error);
+  // AbortAll of this one; returns `error`.
   absl::Status Fail(absl::Status error);
 
   ncclComm_t comm_;
@@ -94,6 +109,7 @@ class NcclCommunicator final : public Communicator {
   int rank_, size_, device_;
   std::chrono::milliseconds timeout_;
   absl::Status broken_;  // the first error; OK while usable
+  std::function<void()> before_abort_;
 };
 
 }  // namespace mla

@@ -440,11 +440,18 @@ int MissingPeerInReplay(NcclCommunicator& comm) {
   cudaGraphExec_t exec = nullptr;
   CHILD_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   CHILD_CUDA(cudaGraphDestroy(graph));
+  // The graph holds the communicator: an abort (or the destructor) must see it destroyed first.
+  comm.SetBeforeAbort([&exec] {
+    cudaGraphExecDestroy(exec);  // freed once the launch in flight has finished
+    exec = nullptr;
+  });
   CHILD_CUDA(cudaGraphLaunch(exec, own.s));  // everyone once: the recording works
   CHILD_OK(NcclCommunicator::AwaitStream(comms, own.s, "replay 1"));
   if (comm.rank() == 1) {
     std::this_thread::sleep_for(kShortTimeout + std::chrono::seconds(3));
-    return 0;  // a hung peer; the recording and the aborted peer are left to process exit
+    comm.SetBeforeAbort(nullptr);
+    CHILD_CUDA(cudaGraphExecDestroy(exec));
+    return 0;  // a hung peer, then a clean exit
   }
   CHILD_CUDA(cudaGraphLaunch(exec, own.s));
   const Clock::time_point t0 = Clock::now();
@@ -452,8 +459,10 @@ int MissingPeerInReplay(NcclCommunicator& comm) {
   const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("rank 0: graph replay without its peer returned after %.2f s: %s\n", waited,
               st.ToString().c_str());
+  std::fflush(stdout);
   CHILD_CHECK(absl::IsDeadlineExceeded(st), "%s", st.ToString().c_str());
   CHILD_CHECK(waited < 3.0 + 2.0, "waited %.2f s for a 3 s timeout", waited);
+  CHILD_CHECK(exec == nullptr, "the abort did not release the graph first");
   const absl::Status again = comm.Barrier();
   CHILD_CHECK(absl::IsFailedPrecondition(again), "after abort: %s", again.ToString().c_str());
   return 0;
