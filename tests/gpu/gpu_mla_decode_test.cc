@@ -1,13 +1,14 @@
 // cuda::MlaDecodeAttention (split-KV kernel + combine) vs cpu::MlaDecodeAttention over a
 // poisoned paged latent cache (STYLE.md F5): unused slots and blocks hold NaN, block tables are
 // shuffled, entries past a sequence's blocks point far out of range. Ragged batch of contexts
-// 1, 63, 64, 65, 1000 (and a multi-row case with partial head groups, and random lengths), each
-// under several plans: the planner's choice, one lane per row (no combine), lanes of 1 and 3
-// tiles (cut rows, lanes holding several rows), and one lane for the whole step, each run as a
-// plain launch and as a fixed one (MlaDecodeBoundsFor: a larger grid and an always-launched
-// combine), which must agree bit for bit. Zero queries (uniform weights) check the value path
-// alone. A fixed launch captured once in a CUDA graph is replayed for three different steps,
-// each uploading its own device plan.
+// 1, 63, 64, 65, 1000 (and a multi-row case with partial head groups, random lengths, and rows
+// of 1 .. 7 tiles), each under several plans: the
+// planner's choice, one lane per row (no combine), lanes of 1 and 3 tiles (cut rows, lanes
+// holding several rows), and one lane for the whole step, each run as a plain launch and as a
+// fixed one (MlaDecodeBoundsFor: a larger grid and an always-launched combine), which must
+// agree bit for bit. Zero queries (uniform weights) check the value path alone. A fixed launch
+// captured once in a CUDA graph is replayed for three different steps, each uploading its own
+// device plan.
 // Tolerance (bf16 q and bf16 softmax weights on the tensor cores, fp32 accumulation and softmax
 // state): out_latent relative L2 <= 1e-2 and |got - ref| <= 5e-2 * rms(ref) + 5e-2 * |ref|;
 // lse |got - ref| <= 2e-2 + 2e-3 * |ref| (the scores carry q's bf16 rounding, 2^-9 of their
@@ -264,6 +265,20 @@ TEST(GpuMlaDecodeAttention, RandomLengths) {
   std::vector<int32_t> contexts = {1};
   for (int i = 0; i < 6; ++i) contexts.push_back(length(rng));
   CheckAllPlans(MakeProblem(V3Dims(128), contexts, std::vector<int32_t>(contexts.size(), 1), rng));
+}
+
+// Rows of 1 .. 7 tiles: pieces of every length, odd and even; in one lane, and in lanes of 3
+// tiles (cut mid-row), pieces begin in either cache stage. Zero queries as well (the value path
+// alone). Written for a schedule that took tiles in pairs (bench/RESULTS.md, run 7); kept for
+// the piece boundaries it covers.
+TEST(GpuMlaDecodeAttention, PairsAndTailsOfTiles) {
+  MLA_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::TestSeed());
+  for (const bool zero_queries : {false, true}) {
+    std::printf("zero queries: %d\n", zero_queries);
+    CheckAllPlans(MakeProblem(V3Dims(128), {50, 100, 150, 250, 300, 400, 420},
+                              std::vector<int32_t>(7, 1), rng, zero_queries));
+  }
 }
 
 // Several query rows per sequence (speculative / chunked decode), an empty sequence, and head
