@@ -61,6 +61,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_decode/async_copy.cuh"
 #include "kernels/cuda/mla_decode/config.h"
@@ -233,7 +234,7 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid,
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float m_new = fmaxf(m[r], mla_decode::warp::QuadMax(row_max[r]));
+    const float m_new = fmaxf(m[r], cuda::warp::QuadMax(row_max[r]));
     alpha[r] = thread::Exp2(m[r] - m_new);  // 0 on the first tile (m = -inf)
     m[r] = m_new;
     d[r] *= alpha[r];
@@ -385,8 +386,8 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       if (it > 0) cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads); // warpgroup 1 read P
       StoreWeights(sc, smem);
       const bool last = tile + 1 == piece.tile_end;  // (m, d) of the piece for warpgroup 1
-      const float d_row[2] = {last ? mla_decode::warp::QuadSum(d[0]) : 0.0f,
-                              last ? mla_decode::warp::QuadSum(d[1]) : 0.0f};
+      const float d_row[2] = {last ? cuda::warp::QuadSum(d[0]) : 0.0f,
+                              last ? cuda::warp::QuadSum(d[1]) : 0.0f};
       const int slot = it % kHandoffSlots;
       if (t % 4 == 0) {
 #pragma unroll
@@ -406,8 +407,8 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
     }
     Wait<0>();
     FenceRegisters(o);
-    const float2 state[2] = {make_float2(m[0], mla_decode::warp::QuadSum(d[0])),
-                             make_float2(m[1], mla_decode::warp::QuadSum(d[1]))};
+    const float2 state[2] = {make_float2(m[0], cuda::warp::QuadSum(d[0])),
+                             make_float2(m[1], cuda::warp::QuadSum(d[1]))};
     StoreOutput(a, piece, group, 0, o, state, /*write_state=*/true);
   }
   cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads);  // matches warpgroup 1's last arrival

@@ -35,6 +35,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_prefill/config.h"
 #include "kernels/cuda/mla_prefill/ragged.cuh"
@@ -170,7 +171,7 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kKeyBlocks][4], float s
     for (int j = 0; j < kKeyBlocks; ++j) {
       tile_max = fmaxf(tile_max, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
     }
-    const float m_new = fmaxf(m[r], warp::QuadMax(tile_max) * scale_log2);
+    const float m_new = fmaxf(m[r], cuda::warp::QuadMax(tile_max) * scale_log2);
     // A row with no visible key yet keeps m' = -inf; subtract 0 then, so no -inf - -inf.
     const float base = m_new == -INFINITY ? 0.0f : m_new;
     const float rescale = exp2f(m[r] - base);  // 0 while the row was empty
@@ -226,7 +227,7 @@ __device__ __forceinline__ void StoreOutput(const AttentionArgs& args, const Til
   const int col = 2 * (lane % 4);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float inv_sum = 1.0f / warp::QuadSum(d[r]);
+    const float inv_sum = 1.0f / cuda::warp::QuadSum(d[r]);
     const int64_t i = warp * kRowsPerWarp + g + 8 * r;
     if (i >= t.rows) continue;
     float* out = args.out + ((t.token0 + i) * args.heads + h) * kDV + col;
