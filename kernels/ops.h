@@ -92,6 +92,13 @@ void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 void MoeGate(const float* logits, const float* bias, int64_t tokens, const MoeRouting& routing,
              int32_t* expert_ids, float* weights);
 
+// MoeGate's weights for the experts expert_ids [tokens, top_k] (its own choice, or one forced on
+// it: a routing replay, worker/routing_trace.h): s_e = sigmoid(logit_e) of each, normalised
+// over the token's top_k when norm_topk_prob, times routed_scaling_factor; float32, in the
+// order of expert_ids. MoeGate computes its weights with it.
+void MoeGateWeights(const float* logits, const int32_t* expert_ids, int64_t tokens,
+                    const MoeRouting& routing, float* weights);
+
 // Groups the tokens*top_k (token, choice) pairs by expert: expert_offsets [num_experts + 1]
 // (CSR), sorted_pairs [tokens*top_k] holding pair index token*top_k + choice, stable (ascending
 // pair index within an expert).

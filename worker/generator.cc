@@ -45,7 +45,9 @@ absl::StatusOr<std::vector<GenerateResult>> Generate(Model& model,
       [&](const StepBatch& batch) {
         return model.Forward(
             batch, *cache,
-            {.return_logits = options.keep_logits, .step_graphs = options.step_graphs});
+            {.return_logits = options.keep_logits,
+             .step_graphs = options.step_graphs,
+             .routing = options.routing});
       },
       stats);
 }

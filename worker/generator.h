@@ -28,6 +28,7 @@ struct GenerateOptions {
   int64_t prefill_chunk = 0;  // tokens per prefill step; 0 = the whole prompt in one step
   bool keep_logits = false;   // keep the logits each token was sampled from
   bool step_graphs = true;    // ForwardOptions::step_graphs
+  RoutingTrace* routing = nullptr;  // ForwardOptions::routing
 };
 
 struct GenerateResult {

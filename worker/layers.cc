@@ -111,7 +111,7 @@ absl::Status MlpForward(Backend& be, const MlpWeights& w, int64_t hidden, const 
 }
 
 absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, const float* x,
-                        int64_t rows, Partial out) {
+                        int64_t rows, RoutingTrace* trace, Partial out) {
   const int64_t d = c.hidden_size, E = c.n_routed_experts, k = c.num_experts_per_tok;
   // Routing, replicated on every rank.
   MLA_ASSIGN_OR_RETURN(float* logits, be.Scratch<float>(rows * E));
@@ -122,6 +122,9 @@ absl::Status MoeForward(Backend& be, const MoeWeights& w, const ModelConfig& c, 
   MLA_RETURN_IF_ERROR(be.LinearF32(x, w.router, rows, d, E, logits));
   MLA_RETURN_IF_ERROR(
       be.MoeGate(logits, w.router_bias.data(), rows, c.Routing(), ids, weights));
+  if (trace != nullptr) {
+    MLA_RETURN_IF_ERROR(TraceRouting(be, *trace, logits, rows, c.Routing(), ids, weights));
+  }
   MLA_RETURN_IF_ERROR(be.MoeDispatch(ids, rows, k, E, offsets, pairs));
 
   // Shared expert (weight 1), then this rank's routed experts, each on its gathered rows.

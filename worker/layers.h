@@ -16,6 +16,7 @@
 #include "worker/flat_batch.h"
 #include "worker/model_config.h"
 #include "worker/model_weights.h"
+#include "worker/routing_trace.h"
 
 namespace mla {
 
@@ -34,6 +35,7 @@ struct LayerStep {
   const ModelConfig& config;
   const FlatBatch& batch;
   const StepIndex& index;
+  RoutingTrace* routing = nullptr;  // ForwardOptions::routing
 };
 
 // x: [num_tokens, hidden] (attention-normed), out: [num_tokens, hidden] partial.
@@ -45,9 +47,10 @@ absl::Status MlaAttentionForward(const LayerStep& s, const AttentionWeights& w, 
 absl::Status MlpForward(Backend& backend, const MlpWeights& w, int64_t hidden, const float* x,
                         int64_t rows, Partial out);
 
-// Routing on every rank, this rank's experts, plus this rank's part of the shared expert.
+// Routing on every rank, this rank's experts, plus this rank's part of the shared expert. The
+// gate's choice is recorded into or replaced from `trace` when not null (routing_trace.h).
 absl::Status MoeForward(Backend& backend, const MoeWeights& w, const ModelConfig& config,
-                        const float* x, int64_t rows, Partial out);
+                        const float* x, int64_t rows, RoutingTrace* trace, Partial out);
 
 }  // namespace mla
 

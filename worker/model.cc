@@ -142,7 +142,7 @@ absl::StatusOr<float*> Model::Impl::Body(const LayerStep& step, LatentCachePool&
     MLA_RETURN_IF_ERROR(
         be.AddRmsNorm(h, delta, layer.post_attn_norm.data(), T, d, c.rms_norm_eps, normed));
     if (layer.moe) {
-      MLA_RETURN_IF_ERROR(MoeForward(be, *layer.moe, c, normed, T, partial));
+      MLA_RETURN_IF_ERROR(MoeForward(be, *layer.moe, c, normed, T, step.routing, partial));
     } else {
       MLA_RETURN_IF_ERROR(MlpForward(be, *layer.dense, d, normed, T, partial));
     }
@@ -206,7 +206,10 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   // collectives of a tp / pp group are recorded too). A worker of a group pads even when told
   // not to record (--enforce_eager), so that every rank's collectives have the same sizes
   // whatever each rank was told.
-  const bool record = options.step_graphs && be.CanCaptureSteps();
+  if (options.routing != nullptr && impl_->Grouped()) {
+    return absl::InvalidArgumentError("a routing trace needs a model on one worker (tp = pp = 1)");
+  }
+  const bool record = options.step_graphs && options.routing == nullptr && be.CanCaptureSteps();
   std::optional<GraphShape> shape;
   if (record || (be.CanCaptureSteps() && impl_->Grouped())) {
     shape = GraphShapeFor(b, kMaxGraphTokens);
@@ -215,7 +218,8 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
   MLA_ASSIGN_OR_RETURN(const StepIndex index,
                        be.BeginStep(b, StepOptions{.attention = c.MlaDimsForHeads(w.local_heads),
                                                    .graph_shape = shape.has_value()}));
-  const LayerStep step{.backend = be, .config = c, .batch = b, .index = index};
+  const LayerStep step{
+      .backend = be, .config = c, .batch = b, .index = index, .routing = options.routing};
   MLA_ASSIGN_OR_RETURN(float* logits, shape && record ? impl_->RunGraphed(step, cache, *shape)
                                                       : impl_->Body(step, cache));
   if (!w.last_stage()) return StepOutput{};

@@ -39,6 +39,7 @@
 #include "worker/communicator.h"
 #include "worker/latent_cache_pool.h"
 #include "worker/model_config.h"
+#include "worker/routing_trace.h"
 #include "worker/step_batch.h"
 
 namespace mla {
@@ -57,6 +58,9 @@ struct ForwardOptions {
   // (CUDA graphs) where the backend can; false: always run the ops one by one (like vLLM's
   // --enforce-eager).
   bool step_graphs = true;
+  // Records the MoE gates' choices into, or replays them from, this trace (routing_trace.h);
+  // the step then runs op by op. One worker only (tp = pp = 1): INVALID_ARGUMENT otherwise.
+  RoutingTrace* routing = nullptr;
 };
 
 // The largest decode batch recorded as a step graph (shapes of 1, 2, 4, ... rows up to it).

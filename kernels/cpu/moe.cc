@@ -90,12 +90,20 @@ void MoeGate(const float* logits, const float* bias, int64_t tokens, const MoeRo
     std::partial_sort(candidates.begin(), candidates.begin() + top_k, candidates.end(),
                       DescendingThenLowerId{biased.data()});
 
-    int32_t* ids_out = expert_ids + t * top_k;
+    std::copy_n(candidates.begin(), top_k, expert_ids + t * top_k);
+  }
+  MoeGateWeights(logits, expert_ids, tokens, routing, weights);
+}
+
+void MoeGateWeights(const float* logits, const int32_t* expert_ids, int64_t tokens,
+                    const MoeRouting& routing, float* weights) {
+  const int64_t top_k = routing.top_k;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* row = logits + t * routing.num_experts;
     float* weights_out = weights + t * top_k;
     float total = 0.0f;
     for (int64_t k = 0; k < top_k; ++k) {
-      ids_out[k] = candidates[k];
-      weights_out[k] = scores[candidates[k]];
+      weights_out[k] = 1.0f / (1.0f + std::exp(-row[expert_ids[t * top_k + k]]));  // s_e
       total += weights_out[k];
     }
     for (int64_t k = 0; k < top_k; ++k) {

@@ -161,6 +161,40 @@ TEST(MoeGate, MatchesReferenceOnRandomTokens) {
   std::printf("MoeGate 50 tokens, E=64: max weight err %.3g (atol %.0e)\n", worst, kAtol);
 }
 
+// MoeGateWeights: on MoeGate's own choice it gives MoeGate's weights bit for bit; on a forced
+// choice (other experts, another order) the double-precision formula (sigmoid of the chosen
+// logits, normalised, scaled), in the forced order.
+TEST(MoeGateWeights, GivesTheGatesWeightsForAnyChoice) {
+  std::mt19937 rng(73);
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  const MoeRouting routing = Routing(64, 6, 8, 4, 2.5f, true);
+  const int64_t tokens = 20, k = routing.top_k;
+  std::vector<float> logits(tokens * routing.num_experts);
+  for (float& v : logits) v = dist(rng);
+  std::vector<int32_t> ids(tokens * k);
+  std::vector<float> weights(tokens * k), again(tokens * k);
+  MoeGate(logits.data(), nullptr, tokens, routing, ids.data(), weights.data());
+  MoeGateWeights(logits.data(), ids.data(), tokens, routing, again.data());
+  for (int64_t i = 0; i < tokens * k; ++i) EXPECT_EQ(again[i], weights[i]) << i;
+
+  std::vector<int32_t> forced(tokens * k);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t j = 0; j < k; ++j) forced[t * k + j] = static_cast<int32_t>((7 * t + 11 * j) % 64);
+  }
+  MoeGateWeights(logits.data(), forced.data(), tokens, routing, weights.data());
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::vector<double> s(k);
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; ++j) {
+      s[j] = 1.0 / (1.0 + std::exp(-static_cast<double>(logits[t * 64 + forced[t * k + j]])));
+      sum += s[j];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_NEAR(weights[t * k + j], s[j] / sum * 2.5, 1e-6) << "t=" << t << " j=" << j;
+    }
+  }
+}
+
 TEST(MoeDispatch, HandCheckedGrouping) {
   // Pairs 0..5 go to experts 2 0 0 1 2 1 (tokens [2,0] [0,1] [2,1], top-2, 4 experts).
   const std::vector<int32_t> ids = {2, 0, 0, 1, 2, 1};
