@@ -9,13 +9,16 @@
 // out_latent [tokens, heads, 512], lse [tokens, heads] (may be null). Rows of tokens that are
 // not cut were written by the split kernel and are not touched.
 // The cuts come from the device plan (one 16-byte load per row, with num_cuts beside it), so a
-// launch captured in a CUDA graph follows the plan uploaded for each replay. One block of 128
-// threads per (cut, head) row, 4 columns (one float4) per thread: a plain launch has exactly
-// num_cuts * heads blocks; a fixed one has one wave of blocks (at most kMaxLanes * heads) that
-// stride over the rows, and those past num_cuts * heads exit. The pieces' states go through
-// shared memory first, so the final (m, d) and every factor are known before the partial rows
-// are read, and those reads are independent (a row cut into 66 pieces costs a few memory
-// latencies, not 66 in a chain).
+// launch captured in a CUDA graph follows the plan uploaded for each replay. One block of
+// kGroups x 128 threads per (cut, head) row: a plain launch has exactly num_cuts * heads blocks;
+// a fixed one has one wave of blocks (at most kMaxLanes * heads) that stride over the rows, and
+// those past num_cuts * heads exit. The pieces' states go through shared memory first, the row's
+// (m, d) is merged from them, and each piece's factor is computed once into shared memory; then
+// thread (g, c) sums pieces g, g + kGroups, ... for its 4 columns c (one float4), with every
+// partial row read independent of the others, and the kGroups sums are added in group order.
+// A row of a long context cut into 66 pieces is 132 KB of partial rows: spreading its pieces
+// over kGroups x 128 threads keeps enough loads in flight to stream it (with one group, B = 1 at
+// 32k keys spent longer in the combine than in the split kernel; bench/RESULTS.md).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -33,7 +36,9 @@
 namespace mla::kernels::cuda {
 namespace {
 
-constexpr int kThreads = mla_decode::kDLatent / 4;
+constexpr int kColumnThreads = mla_decode::kDLatent / 4;  // one float4 of the row each
+constexpr int kGroups = 4;                                  // threads sharing a row's pieces
+constexpr int kThreads = kGroups * kColumnThreads;          // 512
 
 // One 16-byte load of a cut (read-only while the kernel runs: the non-coherent path).
 __device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
@@ -45,6 +50,10 @@ __global__ void __launch_bounds__(kThreads)
     MlaDecodeCombineKernel(const MlaDecodeCuts* cuts, int64_t heads, const float* partial_out,
                            const float2* partial_state, float* out_latent, float* lse) {
   __shared__ float2 piece_state[kMaxLanes];  // (m, d) of each piece of the row
+  __shared__ float piece_weight[kMaxLanes];  // exp(m_i - m): each piece's factor
+  __shared__ float4 group_sum[kGroups - 1][kColumnThreads];  // groups 1.. for group 0
+  const int group = threadIdx.x / kColumnThreads;
+  const int column = threadIdx.x % kColumnThreads;
   // Both loads at once: blockIdx.x < kMaxLanes * heads (the launcher's grid), so the first
   // row's cut index is inside the array before num_cuts is known.
   const int64_t rows = int64_t{__ldg(&cuts->num_cuts)} * heads;
@@ -62,24 +71,39 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     SoftmaxState total;  // the row's (m, d): every thread merges the pieces in the same order
     for (int i = 0; i < pieces; ++i) total.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y});
-    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 8
-    for (int i = 0; i < pieces; ++i) {
+    for (int i = threadIdx.x; i < pieces; i += kThreads) {
       SoftmaxState probe = total;  // m_i <= m: Merge's `theirs` is exp(m_i - m), 0 if empty
-      const float w = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
+      piece_weight[i] = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
+    }
+    __syncthreads();
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+    for (int i = group; i < pieces; i += kGroups) {
+      const float w = piece_weight[i];
       const float4 o = reinterpret_cast<const float4*>(
-          partial_out + (slot_of(i) * heads + head) * mla_decode::kDLatent)[threadIdx.x];
+          partial_out + (slot_of(i) * heads + head) * mla_decode::kDLatent)[column];
       acc.x += w * o.x;
       acc.y += w * o.y;
       acc.z += w * o.z;
       acc.w += w * o.w;
     }
-    const float inv_sum = total.InverseSum();
-    const int64_t row = cut.token * heads + head;
-    reinterpret_cast<float4*>(out_latent + row * mla_decode::kDLatent)[threadIdx.x] =
-        make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum);
-    if (lse != nullptr && threadIdx.x == 0) lse[row] = total.Lse();
-    if (row_index + gridDim.x < rows) __syncthreads();  // piece_state is rewritten next
+    if (group > 0) group_sum[group - 1][column] = acc;
+    __syncthreads();
+    if (group == 0) {
+      for (int g = 0; g < kGroups - 1; ++g) {  // in group order: the same sum every run
+        const float4 o = group_sum[g][column];
+        acc.x += o.x;
+        acc.y += o.y;
+        acc.z += o.z;
+        acc.w += o.w;
+      }
+      const float inv_sum = total.InverseSum();
+      const int64_t row = cut.token * heads + head;
+      reinterpret_cast<float4*>(out_latent + row * mla_decode::kDLatent)[column] =
+          make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum);
+      if (lse != nullptr && column == 0) lse[row] = total.Lse();
+    }
+    if (row_index + gridDim.x < rows) __syncthreads();  // shared memory is rewritten next
   }
 }
 
