@@ -10,15 +10,16 @@
 // not cut were written by the split kernel and are not touched.
 // The cuts come from the device plan (one 16-byte load per row, with num_cuts beside it), so a
 // launch captured in a CUDA graph follows the plan uploaded for each replay. One block of
-// kGroups x 128 threads per (cut, head) row: a plain launch has exactly num_cuts * heads blocks;
+// groups x 128 threads per (cut, head) row: a plain launch has exactly num_cuts * heads blocks;
 // a fixed one has one wave of blocks (at most kMaxLanes * heads) that stride over the rows, and
 // those past num_cuts * heads exit. The pieces' states go through shared memory first, the row's
 // (m, d) is merged from them, and each piece's factor is computed once into shared memory; then
-// thread (g, c) sums pieces g, g + kGroups, ... for its 4 columns c (one float4), with every
-// partial row read independent of the others, and the kGroups sums are added in group order.
-// A row of a long context cut into 66 pieces is 132 KB of partial rows: spreading its pieces
-// over kGroups x 128 threads keeps enough loads in flight to stream it (with one group, B = 1 at
-// 32k keys spent longer in the combine than in the split kernel; bench/RESULTS.md).
+// thread (g, c) sums pieces g, g + groups, ... for its 4 columns c (one float4), with every
+// partial row read independent of the others, and the groups' sums are added in group order.
+// Groups: 4 for steps of at most kFewTokens query rows, whose cut rows hold many pieces (a row
+// of a long context cut into 66 pieces is 132 KB of partial rows: with one group, B = 1 at 32k
+// keys spent longer in the combine than in the split kernel; bench/RESULTS.md), else 1 (many
+// cut rows of a few pieces each: small blocks keep more rows in flight).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -37,8 +38,7 @@ namespace mla::kernels::cuda {
 namespace {
 
 constexpr int kColumnThreads = mla_decode::kDLatent / 4;  // one float4 of the row each
-constexpr int kGroups = 4;                                  // threads sharing a row's pieces
-constexpr int kThreads = kGroups * kColumnThreads;          // 512
+constexpr int64_t kFewTokens = 8;  // steps of at most this many rows combine with 4 groups
 
 // One 16-byte load of a cut (read-only while the kernel runs: the non-coherent path).
 __device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
@@ -46,12 +46,14 @@ __device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
   return MlaDecodeCut{.token = v.x, .first_lane = v.y, .last_lane = v.z, .first_slot = v.w};
 }
 
-__global__ void __launch_bounds__(kThreads)
+template <int kGroups>
+__global__ void __launch_bounds__(kGroups * kColumnThreads)
     MlaDecodeCombineKernel(const MlaDecodeCuts* cuts, int64_t heads, const float* partial_out,
                            const float2* partial_state, float* out_latent, float* lse) {
   __shared__ float2 piece_state[kMaxLanes];  // (m, d) of each piece of the row
   __shared__ float piece_weight[kMaxLanes];  // exp(m_i - m): each piece's factor
-  __shared__ float4 group_sum[kGroups - 1][kColumnThreads];  // groups 1.. for group 0
+  constexpr int kThreads = kGroups * kColumnThreads;
+  __shared__ float4 group_sum[kGroups > 1 ? kGroups - 1 : 1][kColumnThreads];  // groups 1..
   const int group = threadIdx.x / kColumnThreads;
   const int column = threadIdx.x % kColumnThreads;
   // Both loads at once: blockIdx.x < kMaxLanes * heads (the launcher's grid), so the first
@@ -108,14 +110,35 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Blocks of a fixed launch: one wave at the kernel's occupancy, at most one per possible row.
+template <int kGroups>
 absl::StatusOr<int64_t> FixedLaunchBlocks(int64_t heads) {
   int device = 0, sms = 0, per_sm = 0;
   MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
   MLA_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   MLA_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, MlaDecodeCombineKernel, kThreads, 0));
+      &per_sm, MlaDecodeCombineKernel<kGroups>, kGroups * kColumnThreads, 0));
   return std::clamp<int64_t>(int64_t{sms} * per_sm, 1, int64_t{kMaxLanes} * heads);
+}
+
+template <int kGroups>
+absl::Status LaunchCombine(const MlaDecodePlan& plan, const MlaDecodeLaunch& launch,
+                           float* out_latent, float* lse, cudaStream_t stream) {
+  const int64_t heads = plan.heads;
+  int64_t blocks = int64_t{plan.cuts.num_cuts} * heads;
+  if (launch.grid_lanes > 0) {  // fixed
+    absl::StatusOr<int64_t> wave = FixedLaunchBlocks<kGroups>(heads);
+    if (!wave.ok()) return wave.status();
+    blocks = *wave;
+  }
+  const int64_t slots = mla_decode::WorkspaceSlots(plan, launch);
+  const float* partial_out = static_cast<const float*>(launch.workspace);
+  const float2* partial_state =
+      reinterpret_cast<const float2*>(partial_out + slots * heads * mla_decode::kDLatent);
+  MlaDecodeCombineKernel<kGroups><<<static_cast<unsigned>(blocks), kGroups * kColumnThreads, 0,
+                                    stream>>>(&launch.device_plan->cuts, heads, partial_out,
+                                              partial_state, out_latent, lse);
+  return LaunchStatus("MlaDecodeCombineKernel");
 }
 
 }  // namespace
@@ -127,20 +150,8 @@ absl::Status MlaDecodeCombine(const MlaDecodePlan& plan, const MlaDecodeLaunch& 
   if (absl::Status s = mla_decode::CheckMlaDecodeCombine(plan, launch, out_latent); !s.ok()) {
     return s;
   }
-  const int64_t heads = plan.heads;
-  int64_t blocks = int64_t{plan.cuts.num_cuts} * heads;
-  if (fixed) {
-    absl::StatusOr<int64_t> wave = FixedLaunchBlocks(heads);
-    if (!wave.ok()) return wave.status();
-    blocks = *wave;
-  }
-  const int64_t slots = mla_decode::WorkspaceSlots(plan, launch);
-  const float* partial_out = static_cast<const float*>(launch.workspace);
-  const float2* partial_state =
-      reinterpret_cast<const float2*>(partial_out + slots * heads * mla_decode::kDLatent);
-  MlaDecodeCombineKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      &launch.device_plan->cuts, heads, partial_out, partial_state, out_latent, lse);
-  return LaunchStatus("MlaDecodeCombineKernel");
+  return plan.tokens <= kFewTokens ? LaunchCombine<4>(plan, launch, out_latent, lse, stream)
+                                    : LaunchCombine<1>(plan, launch, out_latent, lse, stream);
 }
 
 }  // namespace mla::kernels::cuda
