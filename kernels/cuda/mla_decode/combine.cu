@@ -14,8 +14,11 @@
 // a fixed one has one wave of blocks (at most kMaxLanes * heads) that stride over the rows, and
 // those past num_cuts * heads exit. The pieces' states go through shared memory first, the row's
 // (m, d) is merged from them, and each piece's factor is computed once into shared memory; then
-// thread (g, c) sums pieces g, g + groups, ... for its 4 columns c (one float4), with every
-// partial row read independent of the others, and the groups' sums are added in group order.
+// the weighted partial rows are summed in one fixed order whatever the launch: kSums = 4
+// interleaved sums (sum s takes pieces s, s + 4, ... in turn), added as ((S0 + S1) + S2) + S3.
+// With 4 groups, thread (g, c) makes S_g for its 4 columns c (one float4); with 1 group, thread
+// c makes all four. So the two forms give the same bits, and a plain launch, a fixed one and a
+// graph replay of either agree bit for bit.
 // Groups: 4 for steps of at most kFewTokens query rows, whose cut rows hold many pieces (a row
 // of a long context cut into 66 pieces is 132 KB of partial rows: with one group, B = 1 at 32k
 // keys spent longer in the combine than in the split kernel; bench/RESULTS.md), else 1 (many
@@ -38,6 +41,7 @@ namespace mla::kernels::cuda {
 namespace {
 
 constexpr int kColumnThreads = mla_decode::kDLatent / 4;  // one float4 of the row each
+constexpr int kSums = 4;           // the fixed summation order's interleaved sums
 constexpr int64_t kFewTokens = 8;  // steps of at most this many rows combine with 4 groups
 
 // One 16-byte load of a cut (read-only while the kernel runs: the non-coherent path).
@@ -46,14 +50,16 @@ __device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
   return MlaDecodeCut{.token = v.x, .first_lane = v.y, .last_lane = v.z, .first_slot = v.w};
 }
 
-template <int kGroups>
+template <int kGroups>  // 1 or kSums
 __global__ void __launch_bounds__(kGroups * kColumnThreads)
     MlaDecodeCombineKernel(const MlaDecodeCuts* cuts, int64_t heads, const float* partial_out,
                            const float2* partial_state, float* out_latent, float* lse) {
   __shared__ float2 piece_state[kMaxLanes];  // (m, d) of each piece of the row
   __shared__ float piece_weight[kMaxLanes];  // exp(m_i - m): each piece's factor
+  static_assert(kGroups == 1 || kGroups == kSums, "one group makes every sum, or one each");
   constexpr int kThreads = kGroups * kColumnThreads;
-  __shared__ float4 group_sum[kGroups > 1 ? kGroups - 1 : 1][kColumnThreads];  // groups 1..
+  constexpr int kSumsPerThread = kSums / kGroups;
+  __shared__ float4 group_sum[kGroups > 1 ? kGroups - 1 : 1][kColumnThreads];  // S_1.. (4 groups)
   const int group = threadIdx.x / kColumnThreads;
   const int column = threadIdx.x % kColumnThreads;
   // Both loads at once: blockIdx.x < kMaxLanes * heads (the launcher's grid), so the first
@@ -78,31 +84,42 @@ __global__ void __launch_bounds__(kGroups * kColumnThreads)
       piece_weight[i] = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
     }
     __syncthreads();
-    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-    for (int i = group; i < pieces; i += kGroups) {
-      const float w = piece_weight[i];
-      const float4 o = reinterpret_cast<const float4*>(
-          partial_out + (slot_of(i) * heads + head) * mla_decode::kDLatent)[column];
-      acc.x += w * o.x;
-      acc.y += w * o.y;
-      acc.z += w * o.z;
-      acc.w += w * o.w;
+    // acc[j]: sum S_{group + j kGroups} (pieces i = group + j kGroups + kSums n, n = 0, 1, ...).
+    float4 acc[kSumsPerThread];
+#pragma unroll
+    for (int j = 0; j < kSumsPerThread; ++j) acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 2
+    for (int i0 = group; i0 < pieces; i0 += kSums) {
+#pragma unroll
+      for (int j = 0; j < kSumsPerThread; ++j) {
+        const int i = i0 + j * kGroups;
+        if (i >= pieces) break;
+        const float w = piece_weight[i];
+        const float4 o = reinterpret_cast<const float4*>(
+            partial_out + (slot_of(i) * heads + head) * mla_decode::kDLatent)[column];
+        acc[j].x += w * o.x;
+        acc[j].y += w * o.y;
+        acc[j].z += w * o.z;
+        acc[j].w += w * o.w;
+      }
     }
-    if (group > 0) group_sum[group - 1][column] = acc;
+    if (kGroups > 1 && group > 0) group_sum[group - 1][column] = acc[0];
     __syncthreads();
     if (group == 0) {
-      for (int g = 0; g < kGroups - 1; ++g) {  // in group order: the same sum every run
-        const float4 o = group_sum[g][column];
-        acc.x += o.x;
-        acc.y += o.y;
-        acc.z += o.z;
-        acc.w += o.w;
+      float4 total_sum = acc[0];
+#pragma unroll
+      for (int k = 1; k < kSums; ++k) {  // ((S0 + S1) + S2) + S3
+        const float4 o = kGroups == 1 ? acc[k % kSumsPerThread] : group_sum[k - 1][column];
+        total_sum.x += o.x;
+        total_sum.y += o.y;
+        total_sum.z += o.z;
+        total_sum.w += o.w;
       }
       const float inv_sum = total.InverseSum();
       const int64_t row = cut.token * heads + head;
       reinterpret_cast<float4*>(out_latent + row * mla_decode::kDLatent)[column] =
-          make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum);
+          make_float4(total_sum.x * inv_sum, total_sum.y * inv_sum, total_sum.z * inv_sum,
+                      total_sum.w * inv_sum);
       if (lse != nullptr && column == 0) lse[row] = total.Lse();
     }
     if (row_index + gridDim.x < rows) __syncthreads();  // shared memory is rewritten next
