@@ -39,13 +39,15 @@ std::vector<int32_t> RandomExpertIds(int64_t copies, int64_t tokens) {
   return ids;
 }
 
-// The stable counting sort of one routing's pairs by expert (cpu::MoeDispatch's result).
-std::vector<int32_t> SortedPairs(const int32_t* ids, int64_t tokens) {
-  std::vector<int32_t> pairs(tokens * kTopK);
-  for (int64_t i = 0; i < tokens * kTopK; ++i) pairs[i] = static_cast<int32_t>(i);
-  std::stable_sort(pairs.begin(), pairs.end(),
-                   [ids](int32_t a, int32_t b) { return ids[a] < ids[b]; });
-  return pairs;
+// One routing's pairs grouped by expert: cpu::MoeDispatch's CSR offsets [257] and pairs.
+struct Dispatched {
+  std::vector<int32_t> offsets, pairs;
+};
+Dispatched Dispatch(const int32_t* ids, int64_t tokens) {
+  Dispatched d{.offsets = std::vector<int32_t>(kExperts + 1),
+               .pairs = std::vector<int32_t>(tokens * kTopK)};
+  cpu::MoeDispatch(ids, tokens, kTopK, kExperts, d.offsets.data(), d.pairs.data());
+  return d;
 }
 
 // Token t's choice c is expert (8t + c) % 256 (ops_torch_cases.py: grouped_routing): the rows
@@ -55,14 +57,6 @@ std::vector<int32_t> StridedExpertIds(int64_t tokens) {
   std::vector<int32_t> ids(tokens * kTopK);
   for (int64_t p = 0; p < tokens * kTopK; ++p) ids[p] = static_cast<int32_t>(p % kExperts);
   return ids;
-}
-
-// expert_offsets [257] of a routing (cpu::MoeDispatch's CSR).
-std::vector<int32_t> ExpertOffsets(const std::vector<int32_t>& ids) {
-  std::vector<int32_t> offsets(kExperts + 1, 0);
-  for (int32_t e : ids) ++offsets[e + 1];
-  for (int64_t e = 0; e < kExperts; ++e) offsets[e + 1] += offsets[e];
-  return offsets;
 }
 
 // One grouped case's tensors: the experts' matrices once (GBs; rotating copies would not fit and
@@ -84,9 +78,9 @@ absl::Status AllocGrouped(GroupedState& st, int mats, int64_t out, int64_t in, i
     for (int64_t e = 0; e < kExperts; ++e) ptrs[e] = w.get() + e * out * in;
     OPS_RETURN_IF_ERROR(Upload(m == 0 ? st.w0_ptrs : st.w1_ptrs, ptrs));
   }
-  const std::vector<int32_t> ids = StridedExpertIds(tokens);
-  OPS_RETURN_IF_ERROR(Upload(st.offsets, ExpertOffsets(ids)));
-  return Upload(st.pairs, SortedPairs(ids.data(), tokens));
+  const Dispatched d = Dispatch(StridedExpertIds(tokens).data(), tokens);
+  OPS_RETURN_IF_ERROR(Upload(st.offsets, d.offsets));
+  return Upload(st.pairs, d.pairs);
 }
 
 absl::Status CheckDecodeTokens(const char* op, int64_t tokens) {
@@ -154,7 +148,7 @@ absl::StatusOr<Prepared> BuildMoeCombine(int64_t tokens) {
   const std::vector<int32_t> ids = RandomExpertIds(p.copies, tokens);
   std::vector<int32_t> pairs;
   for (int64_t k = 0; k < p.copies; ++k) {
-    const std::vector<int32_t> one = SortedPairs(&ids[k * m], tokens);
+    const std::vector<int32_t> one = Dispatch(&ids[k * m], tokens).pairs;
     pairs.insert(pairs.end(), one.begin(), one.end());
   }
   OPS_RETURN_IF_ERROR(AllocRandom(st->expert_out, p.copies * m * kHidden, 1));

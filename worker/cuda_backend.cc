@@ -187,7 +187,6 @@ class CudaBackend final : public Backend {
   // The device tables of the experts' weight pointers (GroupedMoeExperts), made on first use.
   absl::StatusOr<cu::MoeGroupedWeights> ExpertTable(const MoeExpertsArgs& args);
 
-
   int device_;
   std::string description_;
   cudaStream_t stream_ = nullptr;
@@ -199,8 +198,9 @@ class CudaBackend final : public Backend {
   int64_t workspace_bytes_ = 0;
   int64_t workspace_generation_ = 0;  // buffers made so far
   // Device data made from weights on first use, kept while the weights live (an address freed
-  // by one model and reused by the next must not find the old one's): the experts' pointer
-  // tables (by the first expert's gate) and LinearF32's float32 weights (by the weight).
+  // by one model and reused by the next must not find the old one's; entries of freed weights
+  // are dropped at the next miss): the experts' pointer tables (by the first expert's gate) and
+  // LinearF32's float32 weights (by the weight).
   struct Derived {
     std::weak_ptr<void> source;
     std::shared_ptr<void> data;
@@ -344,6 +344,8 @@ absl::StatusOr<void*> CudaBackend::DerivedOf(std::map<const void*, Derived>& cac
                                              Make make) {
   auto it = cache.find(key);
   if (it != cache.end() && !it->second.source.expired()) return it->second.data.get();
+  // A miss: first use, or a new model. Whatever a freed model's weights left is freed with it.
+  std::erase_if(cache, [](const auto& entry) { return entry.second.source.expired(); });
   absl::StatusOr<std::shared_ptr<void>> data = make();
   if (!data.ok()) return data.status();
   cache[key] = Derived{.source = source, .data = *data};

@@ -48,7 +48,7 @@ struct FlatBatch {
 absl::StatusOr<FlatBatch> FlattenBatch(const StepBatch& batch, const ModelConfig& config,
                                        int64_t num_blocks);
 
-// The fixed shape a captured decode step is recorded for (worker/step_graphs.h): query rows
+// The fixed shape a captured decode step is recorded for (worker/model.h): query rows
 // and block-table width, each a power of two, so that a few shapes serve every decode batch.
 struct GraphShape {
   int64_t tokens = 0;

@@ -202,13 +202,13 @@ absl::StatusOr<StepOutput> Model::Forward(const StepBatch& batch, LatentCachePoo
                                                    " layers, the shard ", num_local_layers()));
   }
   MLA_ASSIGN_OR_RETURN(FlatBatch b, FlattenBatch(batch, c, cache.num_blocks()));
+  if (options.routing != nullptr && impl_->Grouped()) {
+    return absl::InvalidArgumentError("a routing trace needs a model on one worker (tp = pp = 1)");
+  }
   // A decode step of a recordable shape is padded to it, recorded once and replayed after (the
   // collectives of a tp / pp group are recorded too). A worker of a group pads even when told
   // not to record (--enforce_eager), so that every rank's collectives have the same sizes
   // whatever each rank was told.
-  if (options.routing != nullptr && impl_->Grouped()) {
-    return absl::InvalidArgumentError("a routing trace needs a model on one worker (tp = pp = 1)");
-  }
   const bool record = options.step_graphs && options.routing == nullptr && be.CanCaptureSteps();
   std::optional<GraphShape> shape;
   if (record || (be.CanCaptureSteps() && impl_->Grouped())) {

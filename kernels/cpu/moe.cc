@@ -31,6 +31,9 @@
 namespace mla::kernels::cpu {
 namespace {
 
+// s_e = sigmoid(logit_e) in float32: the score that chooses (plus the bias) and weighs.
+float Sigmoid(float logit) { return 1.0f / (1.0f + std::exp(-logit)); }
+
 // The sum of the two largest values of a group (its only value when it has one).
 float GroupScore(const float* biased, int64_t size) {
   float best = -std::numeric_limits<float>::infinity();
@@ -61,7 +64,6 @@ void MoeGate(const float* logits, const float* bias, int64_t tokens, const MoeRo
   const int64_t num_experts = routing.num_experts;
   const int64_t group_size = num_experts / routing.num_groups;
   const int64_t top_k = routing.top_k;
-  std::vector<float> scores(num_experts);
   std::vector<float> biased(num_experts);
   std::vector<float> group_scores(routing.num_groups);
   std::vector<int32_t> group_order(routing.num_groups);
@@ -71,8 +73,7 @@ void MoeGate(const float* logits, const float* bias, int64_t tokens, const MoeRo
   for (int64_t t = 0; t < tokens; ++t) {
     const float* row = logits + t * num_experts;
     for (int64_t e = 0; e < num_experts; ++e) {
-      scores[e] = 1.0f / (1.0f + std::exp(-row[e]));
-      biased[e] = scores[e] + (bias != nullptr ? bias[e] : 0.0f);
+      biased[e] = Sigmoid(row[e]) + (bias != nullptr ? bias[e] : 0.0f);
     }
     for (int64_t g = 0; g < routing.num_groups; ++g) {
       group_scores[g] = GroupScore(biased.data() + g * group_size, group_size);
@@ -103,7 +104,7 @@ void MoeGateWeights(const float* logits, const int32_t* expert_ids, int64_t toke
     float* weights_out = weights + t * top_k;
     float total = 0.0f;
     for (int64_t k = 0; k < top_k; ++k) {
-      weights_out[k] = 1.0f / (1.0f + std::exp(-row[expert_ids[t * top_k + k]]));  // s_e
+      weights_out[k] = Sigmoid(row[expert_ids[t * top_k + k]]);
       total += weights_out[k];
     }
     for (int64_t k = 0; k < top_k; ++k) {

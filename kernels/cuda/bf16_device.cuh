@@ -8,6 +8,8 @@
 
 #include <cuda_bf16.h>
 
+#include <cstdint>
+
 #include "kernels/bf16.h"
 
 namespace mla::kernels::cuda {
@@ -20,6 +22,14 @@ __device__ __forceinline__ float ToFloat(bf16 v) {
 
 __device__ __forceinline__ bf16 ToBf16(float f) {
   return bf16{__bfloat16_as_ushort(__float2bfloat16_rn(f))};
+}
+
+// Two floats rounded to bf16 (nearest even) in one 32-bit register, `lo` in the low half: a bf16
+// pair as tensor-core operand fragments hold them (the lower row / column index low).
+__device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return static_cast<uint32_t>(__bfloat16_as_ushort(v.x)) |
+         (static_cast<uint32_t>(__bfloat16_as_ushort(v.y)) << 16);
 }
 
 }  // namespace mla::kernels::cuda

@@ -77,6 +77,19 @@ absl::StatusOr<FlatBatch> MixedBatch() {
   return FlattenBatch(batch, c, /*num_blocks=*/16);
 }
 
+// A backend on GPU 0 with the step of MixedBatch() begun (its scratch is usable); null, with
+// the failure reported, if either step fails.
+std::unique_ptr<Backend> StartedBackendOrDie() {
+  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  if (be == nullptr) return nullptr;
+  const absl::StatusOr<FlatBatch> b = MixedBatch();
+  EXPECT_TRUE(b.ok()) << b.status();
+  if (!b.ok()) return nullptr;
+  const absl::Status begun = be->BeginStep(*b, kStep).status();
+  EXPECT_TRUE(begun.ok()) << begun;
+  return begun.ok() ? std::move(be) : nullptr;
+}
+
 TEST(GpuCudaBackend, BadDeviceIsRefused) {
   const absl::StatusOr<std::unique_ptr<Backend>> be = MakeCudaBackend(-1);
   ASSERT_FALSE(be.ok());
@@ -144,10 +157,8 @@ TEST(GpuCudaBackend, ScratchStaysValidWhenTheArenaGrows) {
 
 TEST(GpuCudaBackend, ReleasedScratchIsReused) {
   MLA_SKIP_WITHOUT_GPU();
-  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  std::unique_ptr<Backend> be = StartedBackendOrDie();
   ASSERT_NE(be, nullptr);
-  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   MLA_ASSERT_OK_AND_ASSIGN(float* kept, be->Scratch<float>(100));
   const ScratchMark mark = be->MarkScratch();
   MLA_ASSERT_OK_AND_ASSIGN(float* first, be->Scratch<float>(1000));
@@ -168,10 +179,8 @@ TEST(GpuCudaBackend, ReleasedScratchIsReused) {
 
 TEST(GpuCudaBackend, LinearIsTheSameAtAnyAlignment) {
   MLA_SKIP_WITHOUT_GPU();
-  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  std::unique_ptr<Backend> be = StartedBackendOrDie();
   ASSERT_NE(be, nullptr);
-  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   std::mt19937 rng(gt::TestSeed());
   const int64_t rows = 5, in = 64, out = 24;
   const std::vector<float> x = gt::RandomNormals(rng, rows * in, 1.0f);
@@ -208,10 +217,8 @@ TEST(GpuCudaBackend, LinearIsTheSameAtAnyAlignment) {
 // the weight: a new weight at a freed one's address is widened afresh.
 TEST(GpuCudaBackend, LinearF32IsTheCpuLinearInFloat32) {
   MLA_SKIP_WITHOUT_GPU();
-  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  std::unique_ptr<Backend> be = StartedBackendOrDie();
   ASSERT_NE(be, nullptr);
-  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   std::mt19937 rng(gt::TestSeed());
   const int64_t rows = 7, in = 256, out = 40;
   const std::vector<float> x = gt::RandomNormals(rng, rows * in, 1.0f);
@@ -231,10 +238,8 @@ TEST(GpuCudaBackend, LinearF32IsTheCpuLinearInFloat32) {
 
 TEST(GpuCudaBackend, CopiesGathersAddsAndSamples) {
   MLA_SKIP_WITHOUT_GPU();
-  std::unique_ptr<Backend> be = MakeBackendOrDie();
+  std::unique_ptr<Backend> be = StartedBackendOrDie();
   ASSERT_NE(be, nullptr);
-  MLA_ASSERT_OK_AND_ASSIGN(const FlatBatch b, MixedBatch());
-  MLA_ASSERT_OK(be->BeginStep(b, kStep).status());
   std::mt19937 rng(gt::TestSeed());
   const std::vector<float> src = gt::RandomNormals(rng, 3 * 7, 1.0f);
   std::vector<float> want(3 * 6, -1.0f);

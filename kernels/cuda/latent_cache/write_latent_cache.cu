@@ -7,10 +7,9 @@
 //
 // One fused kernel where the layer ran five ops (two strided copies, RmsNorm, ApplyRope, the
 // write): one block of kThreads per token reads the token's kv row once and writes its 576
-// bf16. The arithmetic is exactly that of RmsNormKernel (norm/rms_norm.cu: same thread count,
-// same strided partial sums, the same block::Sum tree, the same expression) and of
-// ApplyRopeKernel (rope/rope.cu: float32 angle, accurate cosf/sinf), so the cache holds the same
-// bits as those kernels followed by the old write; against the CPU only RmsNorm's summation
+// bf16. The arithmetic is RmsNormKernel's and ApplyRopeKernel's own device code
+// (block::InverseRms in norm/rms_norm.cuh at the same thread count, thread::RotatePair in
+// rope/rope.cuh), so the cache holds the same bits as those kernels followed by the old write; against the CPU only RmsNorm's summation
 // order differs (~1e-7 relative before the rounding to bf16).
 // Rounding is to nearest even (__float2bfloat16_rn), the CPU's FloatToBf16. A negative slot (a
 // padding row of a recorded decode step) is not written; only the token's own slot is touched.
@@ -20,14 +19,15 @@
 
 #include "absl/status/status.h"
 #include "kernels/cuda/bf16_device.cuh"
-#include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/norm/rms_norm.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/rope/rope.cuh"
 
 namespace mla::kernels::cuda {
 namespace {
 
-constexpr int kThreads = 256;  // RmsNormKernel's: the same partial sums, so the same bits
+constexpr int kThreads = kRmsNormThreads;  // RmsNorm's partial sums, so RmsNorm's bits
 
 __global__ void __launch_bounds__(kThreads)
     WriteLatentCacheKernel(LatentWrite in, bf16* cache, int64_t d_latent, int64_t d_rope) {
@@ -38,23 +38,17 @@ __global__ void __launch_bounds__(kThreads)
   const float* row = in.kv + t * d_cache;
   bf16* dst = cache + slot * d_cache;
   // c = w * (x * inv_rms), as RmsNormKernel.
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < d_latent; j += kThreads) ss += row[j] * row[j];
-  ss = block::Sum(ss);
-  const float inv_rms = 1.0f / sqrtf(ss / static_cast<float>(d_latent) + in.eps);
+  const float inv_rms = block::InverseRms<kThreads>(row, d_latent, in.eps);
   for (int64_t j = threadIdx.x; j < d_latent; j += kThreads) {
     dst[j] = ToBf16(in.norm_weight[j] * (row[j] * inv_rms));
   }
   // k^R: pair i turned by positions[t] * inv_freq[i], as ApplyRopeKernel.
   const float position = static_cast<float>(in.positions[t]);
   for (int64_t i = threadIdx.x; i < d_rope / 2; i += kThreads) {
-    const float angle = position * in.inv_freq[i];
-    const float c = cosf(angle) * in.cos_sin_scale;
-    const float s = sinf(angle) * in.cos_sin_scale;
-    const float x0 = row[d_latent + 2 * i];
-    const float x1 = row[d_latent + 2 * i + 1];
-    dst[d_latent + 2 * i] = ToBf16(x0 * c - x1 * s);
-    dst[d_latent + 2 * i + 1] = ToBf16(x0 * s + x1 * c);
+    const float2 turned = thread::RotatePair(row[d_latent + 2 * i], row[d_latent + 2 * i + 1],
+                                             position * in.inv_freq[i], in.cos_sin_scale);
+    dst[d_latent + 2 * i] = ToBf16(turned.x);
+    dst[d_latent + 2 * i + 1] = ToBf16(turned.y);
   }
 }
 

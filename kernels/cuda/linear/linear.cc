@@ -58,30 +58,30 @@ absl::StatusOr<const MatmulPlan*> LinearContext::GetPlan(int64_t rows, int64_t i
   return ptr;
 }
 
+absl::Status LinearContext::Run(const void* x, const void* w, int64_t rows, int64_t in,
+                                int64_t out, void* y, cudaDataType_t dtype,
+                                cudaDataType_t out_dtype, cudaStream_t stream, const char* what) {
+  if (rows == 0 || out == 0) return absl::OkStatus();
+  absl::StatusOr<const MatmulPlan*> plan = GetPlan(rows, in, out, dtype, out_dtype);
+  if (!plan.ok()) return plan.status();
+  return session_->Matmul(**plan, w, x, y, stream, what);
+}
+
 absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                     int64_t in, int64_t out, float* y, cudaStream_t stream) {
-  if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const MatmulPlan*> plan =
-      context.GetPlan(rows, in, out, CUDA_R_16BF, CUDA_R_32F);
-  if (!plan.ok()) return plan.status();
-  return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul");
+  return context.Run(x, w, rows, in, out, y, CUDA_R_16BF, CUDA_R_32F, stream, "cublasLtMatmul");
 }
 
 absl::Status LinearBf16Out(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
                            int64_t in, int64_t out, bf16* y, cudaStream_t stream) {
-  if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const MatmulPlan*> plan =
-      context.GetPlan(rows, in, out, CUDA_R_16BF, CUDA_R_16BF);
-  if (!plan.ok()) return plan.status();
-  return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul (bf16 output)");
+  return context.Run(x, w, rows, in, out, y, CUDA_R_16BF, CUDA_R_16BF, stream,
+                     "cublasLtMatmul (bf16 output)");
 }
 
 absl::Status LinearF32(LinearContext& context, const float* x, const float* w, int64_t rows,
                        int64_t in, int64_t out, float* y, cudaStream_t stream) {
-  if (rows == 0 || out == 0) return absl::OkStatus();
-  absl::StatusOr<const MatmulPlan*> plan = context.GetPlan(rows, in, out, CUDA_R_32F, CUDA_R_32F);
-  if (!plan.ok()) return plan.status();
-  return context.session_->Matmul(**plan, w, x, y, stream, "cublasLtMatmul (float32)");
+  return context.Run(x, w, rows, in, out, y, CUDA_R_32F, CUDA_R_32F, stream,
+                     "cublasLtMatmul (float32)");
 }
 
 }  // namespace mla::kernels::cuda

@@ -44,7 +44,6 @@ class LinearContext {
   LinearContext(const LinearContext&) = delete;
   LinearContext& operator=(const LinearContext&) = delete;
 
-
  private:
   LinearContext() = default;
   friend absl::Status Linear(LinearContext& context, const bf16* x, const bf16* w, int64_t rows,
@@ -59,6 +58,10 @@ class LinearContext {
   // `out_dtype` (CUDA_R_32F, or CUDA_R_16BF with bf16 operands).
   absl::StatusOr<const MatmulPlan*> GetPlan(int64_t rows, int64_t in, int64_t out,
                                             cudaDataType_t dtype, cudaDataType_t out_dtype);
+  // y = x w^T with that plan (nothing for an empty product); `what` names the call in errors.
+  absl::Status Run(const void* x, const void* w, int64_t rows, int64_t in, int64_t out, void* y,
+                   cudaDataType_t dtype, cudaDataType_t out_dtype, cudaStream_t stream,
+                   const char* what);
 
   std::unique_ptr<CublasLtSession> session_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, std::unique_ptr<MatmulPlan>> plans_;

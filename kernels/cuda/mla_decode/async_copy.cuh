@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/mla_decode/warpgroup.cuh"  // SharedAddress
+#include "kernels/cuda/warp_mma.cuh"  // SharedAddress
 
 namespace mla::kernels::cuda::mla_decode {
 namespace thread {

@@ -35,6 +35,7 @@
 #include "kernels/cuda/mla_decode/config.h"
 #include "kernels/cuda/mla_decode/launch_checks.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
+#include "kernels/cuda/once_per_device.h"
 #include "kernels/softmax_state.h"
 
 namespace mla::kernels::cuda {
@@ -126,16 +127,22 @@ __global__ void __launch_bounds__(kGroups * kColumnThreads)
   }
 }
 
-// Blocks of a fixed launch: one wave at the kernel's occupancy, at most one per possible row.
+// Blocks of a fixed launch: one wave at the kernel's occupancy (queried once per device), at
+// most one per possible row.
 template <int kGroups>
 absl::StatusOr<int64_t> FixedLaunchBlocks(int64_t heads) {
-  int device = 0, sms = 0, per_sm = 0;
-  MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  MLA_CUDA_RETURN_IF_ERROR(
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  MLA_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, MlaDecodeCombineKernel<kGroups>, kGroups * kColumnThreads, 0));
-  return std::clamp<int64_t>(int64_t{sms} * per_sm, 1, int64_t{kMaxLanes} * heads);
+  static PerDeviceSlots waves;
+  absl::StatusOr<int64_t> wave = OncePerDevice(waves, []() -> absl::StatusOr<int64_t> {
+    int device = 0, sms = 0, per_sm = 0;
+    MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+    MLA_CUDA_RETURN_IF_ERROR(
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    MLA_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, MlaDecodeCombineKernel<kGroups>, kGroups * kColumnThreads, 0));
+    return std::max<int64_t>(int64_t{sms} * per_sm, 1);
+  });
+  if (!wave.ok()) return wave.status();
+  return std::min<int64_t>(*wave, int64_t{kMaxLanes} * heads);
 }
 
 template <int kGroups>

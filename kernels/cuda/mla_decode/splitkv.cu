@@ -55,12 +55,12 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/bf16_device.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_decode/async_copy.cuh"
@@ -69,6 +69,7 @@
 #include "kernels/cuda/mla_decode/launch_checks.h"
 #include "kernels/cuda/mla_decode/mla_decode.h"
 #include "kernels/cuda/mla_decode/warpgroup.cuh"
+#include "kernels/cuda/once_per_device.h"
 #include "kernels/mla_params.h"
 
 namespace mla::kernels::cuda {
@@ -198,7 +199,7 @@ __device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, int32_t to
       const uint32_t offset = (col / kChunkCols) * kChunkBytes +
                               SwizzledOffset(row, (col % kChunkCols) / 8) + (col % 8) * 2;
       *reinterpret_cast<uint2*>(q_bytes + offset) = make_uint2(
-          mla_decode::warp::PackBf16(v[i].x, v[i].y), mla_decode::warp::PackBf16(v[i].z, v[i].w));
+          PackBf16x2(v[i].x, v[i].y), PackBf16x2(v[i].z, v[i].w));
     }
   }
 }
@@ -277,7 +278,7 @@ __device__ __forceinline__ void StoreWeights(const float (&s)[kScoreRegs], Share
     for (int r = 0; r < 2; ++r) {
       const int row = FragmentRow(r);
       *reinterpret_cast<uint32_t*>(p_bytes + SwizzledOffset(row, i) + 4 * quad) =
-          mla_decode::warp::PackBf16(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]);
+          PackBf16x2(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]);
     }
   }
 }
@@ -290,7 +291,7 @@ __device__ __forceinline__ void AccumulateValuesFromRegisters(const float (&s)[k
 #pragma unroll
   for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) a[k][j] = mla_decode::warp::PackBf16(s[8 * k + 2 * j], s[8 * k + 2 * j + 1]);
+    for (int j = 0; j < 4; ++j) a[k][j] = PackBf16x2(s[8 * k + 2 * j], s[8 * k + 2 * j + 1]);
   }
   const uint64_t v_desc = Descriptor(SharedAddress(smem.kv[stage][0]), kChunkBytes, kSwizzleAtomBytes);
   FenceRegisters(o);
@@ -525,6 +526,13 @@ absl::Status EncodeCacheMap(const LatentCache& cache, CUtensorMap* map) {
   return absl::OkStatus();
 }
 
+// The split kernel's shared-memory opt-in (for OncePerDevice).
+absl::StatusOr<int64_t> SmemOptIn() {
+  MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  return 1;
+}
+
 }  // namespace
 }  // namespace mla_decode
 
@@ -549,16 +557,9 @@ absl::Status MlaDecodeAttention(const MlaDecodeParams& params, const MlaDecodePl
   }
   const int64_t lanes = fixed ? launch.grid_lanes : plan.schedule.num_lanes;
   const dim3 grid(static_cast<unsigned>(lanes * plan.schedule.head_groups));
-  // The shared-memory opt-in once per device (a driver call per launch is host time that an
-  // eager caller would see).
-  static std::atomic<uint64_t> configured_devices{0};
-  int device = 0;
-  MLA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const uint64_t bit = uint64_t{1} << (device % 64);
-  if ((configured_devices.load(std::memory_order_acquire) & bit) == 0) {
-    MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-        MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-    configured_devices.fetch_or(bit, std::memory_order_release);
+  static PerDeviceSlots smem_opt_in;
+  if (absl::StatusOr<int64_t> set = OncePerDevice(smem_opt_in, SmemOptIn); !set.ok()) {
+    return set.status();
   }
   MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(cache_map, args);
   if (absl::Status s = LaunchStatus("MlaDecodeSplitKvKernel"); !s.ok()) return s;

@@ -25,11 +25,9 @@
 
 #include <cstdint>
 
-namespace mla::kernels::cuda::mla_decode {
+#include "kernels/cuda/warp_mma.cuh"  // SharedAddress
 
-__device__ __forceinline__ uint32_t SharedAddress(const void* ptr) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
+namespace mla::kernels::cuda::mla_decode {
 
 namespace warpgroup {
 
@@ -91,16 +89,6 @@ __device__ __forceinline__ void MmaRs64x256(float (&d)[128], const uint32_t (&a)
 }
 
 }  // namespace warpgroup
-
-namespace warp {
-
-// Two floats as a bf16 pair (nearest even): `lo` in the low half, the lower column index.
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-}  // namespace warp
 
 namespace thread {
 

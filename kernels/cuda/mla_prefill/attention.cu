@@ -21,7 +21,7 @@
 //     key > position;
 //   - online softmax on the accumulators: each lane holds 2 rows (g, g + 8) x 16 keys; the row
 //     max over the quad by two shuffles;
-//   - O += P V: the S accumulators become A fragments (see warp_mma.cuh), V by ldmatrix.trans;
+//   - O += P V: the S accumulators become A fragments (see kernels/cuda/warp_mma.cuh), V by ldmatrix.trans;
 //     4 k-steps x 16 value blocks.
 // A warp whose 16 rows all lie before the tile's first key skips the tile's math; tiles wholly
 // past the CTA's last position are never loaded. Grid (tiles, heads): blockIdx.x counts tiles
@@ -35,11 +35,13 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda/bf16_device.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_prefill/config.h"
 #include "kernels/cuda/mla_prefill/ragged.cuh"
-#include "kernels/cuda/mla_prefill/warp_mma.cuh"
+#include "kernels/cuda/once_per_device.h"
+#include "kernels/cuda/warp_mma.cuh"
 
 namespace mla::kernels::cuda::mla_prefill {
 namespace {
@@ -112,8 +114,8 @@ __device__ __forceinline__ void LoadQueryFragments(const AttentionArgs& args, co
                               : make_float2(0.0f, 0.0f);
       const float2 hi = valid ? *reinterpret_cast<const float2*>(row + kk * kMmaK + 8 + col)
                               : make_float2(0.0f, 0.0f);
-      q[kk][r] = thread::PackBf16x2(lo.x, lo.y);
-      q[kk][2 + r] = thread::PackBf16x2(hi.x, hi.y);
+      q[kk][r] = PackBf16x2(lo.x, lo.y);
+      q[kk][2 + r] = PackBf16x2(hi.x, hi.y);
     }
   }
 }
@@ -205,10 +207,10 @@ __device__ __forceinline__ void AccumulateValues(const float (&p)[kKeyBlocks][4]
 #pragma unroll
   for (int kk = 0; kk < kPvSteps; ++kk) {
     // Keys 16 kk .. 16 kk + 15 = key blocks 2 kk and 2 kk + 1 of P.
-    const uint32_t a[4] = {thread::PackBf16x2(p[2 * kk][0], p[2 * kk][1]),
-                           thread::PackBf16x2(p[2 * kk][2], p[2 * kk][3]),
-                           thread::PackBf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
-                           thread::PackBf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    const uint32_t a[4] = {PackBf16x2(p[2 * kk][0], p[2 * kk][1]),
+                           PackBf16x2(p[2 * kk][2], p[2 * kk][3]),
+                           PackBf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                           PackBf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
     for (int n = 0; n < kVBlocks / 2; ++n) {
       uint32_t b[4];
@@ -305,8 +307,13 @@ __global__ void __launch_bounds__(kThreads, 2) AttentionKernel(const AttentionAr
 absl::Status LaunchPrefillAttention(const AttentionArgs& args, int64_t max_tiles,
                                     cudaStream_t stream) {
   constexpr int kSmemBytes = sizeof(SharedStorage);
-  MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      AttentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  static PerDeviceSlots smem_opt_in;
+  absl::StatusOr<int64_t> set = OncePerDevice(smem_opt_in, []() -> absl::StatusOr<int64_t> {
+    MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+        AttentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+    return 1;
+  });
+  if (!set.ok()) return set.status();
   const dim3 grid(static_cast<unsigned>(max_tiles), static_cast<unsigned>(args.heads));
   AttentionKernel<<<grid, kThreads, kSmemBytes, stream>>>(args);
   return LaunchStatus("MlaPrefill AttentionKernel");

@@ -41,15 +41,18 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/bf16.h"
+#include "kernels/cuda/bf16_device.cuh"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/moe/moe.h"
 #include "kernels/cuda/moe/moe_grouped.h"
+#include "kernels/cuda/warp_mma.cuh"
 
 namespace mla::kernels::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarpSize = warp::kSize;
+using warp::kFullMask;
 constexpr int kMmaM = 16;   // output columns (weight rows) per mma
 constexpr int kMmaN = 8;    // input rows per mma
 constexpr int kLaneK = 8;   // reduction elements per lane and block: one 16-byte bf16 load
@@ -93,24 +96,6 @@ __device__ __forceinline__ uint4 LoadWeights(const bf16* p) {
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p));
   return v;
-}
-
-// (lo, hi) rounded to bf16 (nearest even) in one register, lo in the low half.
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  uint32_t bits;
-  memcpy(&bits, &v, sizeof bits);
-  return bits;
-}
-
-// c += A B on one m16n8k16 tile: a0..a3, b0, b1, c in the lane's fragments (see the top).
-__device__ __forceinline__ void WarpMma(float (&c)[kFragment], uint32_t a0, uint32_t a1,
-                                        uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // The local id of the rank-th (from 0) local expert with at least one row, or -1 when fewer have
@@ -176,13 +161,13 @@ __device__ __forceinline__ void WarpAccumulate(const bf16* const (&wrow)[kMats][
       for (int n = 0; n < kRowTiles; ++n) {
         if (n * kMmaN >= rows) continue;
         const float4 lo = x[u][n][0], hi = x[u][n][1];
-        const uint32_t b0 = PackBf16(lo.x, lo.y), b1 = PackBf16(lo.z, lo.w);
-        const uint32_t b2 = PackBf16(hi.x, hi.y), b3 = PackBf16(hi.z, hi.w);
+        const uint32_t b0 = PackBf16x2(lo.x, lo.y), b1 = PackBf16x2(lo.z, lo.w);
+        const uint32_t b2 = PackBf16x2(hi.x, hi.y), b3 = PackBf16x2(hi.z, hi.w);
 #pragma unroll
         for (int m = 0; m < kMats; ++m) {
           const uint4 row_g = w[u][m][0], row_g8 = w[u][m][1];
-          WarpMma(acc[m][n], row_g.x, row_g8.x, row_g.y, row_g8.y, b0, b1);
-          WarpMma(acc[m][n], row_g.z, row_g8.z, row_g.w, row_g8.w, b2, b3);
+          warp::MmaBf16(acc[m][n], {row_g.x, row_g8.x, row_g.y, row_g8.y}, b0, b1);
+          warp::MmaBf16(acc[m][n], {row_g.z, row_g8.z, row_g.w, row_g8.w}, b2, b3);
         }
       }
     }

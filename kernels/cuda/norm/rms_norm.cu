@@ -17,24 +17,21 @@
 
 #include "absl/status/status.h"
 #include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/norm/rms_norm.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/ops.h"
 
 namespace mla::kernels::cuda {
 namespace {
 
-constexpr int kThreads = 256;  // per row; rows are 512 .. 7168 wide in V3
+constexpr int kThreads = kRmsNormThreads;  // per row; rows are 512 .. 7168 wide in V3
 
 __global__ void __launch_bounds__(kThreads) RmsNormKernel(const float* x, const float* weight,
                                                           int64_t dim, float eps, float* y) {
   const float* x_row = x + blockIdx.x * dim;
   float* y_row = y + blockIdx.x * dim;
-  // ss = sum_j x_j^2
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < dim; j += kThreads) ss += x_row[j] * x_row[j];
-  ss = block::Sum(ss);
   // y_j = w_j * (x_j * inv_rms)
-  const float inv_rms = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  const float inv_rms = block::InverseRms<kThreads>(x_row, dim, eps);
   for (int64_t j = threadIdx.x; j < dim; j += kThreads) y_row[j] = weight[j] * (x_row[j] * inv_rms);
 }
 

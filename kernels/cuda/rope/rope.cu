@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/rope/rope.cuh"
 
 namespace mla::kernels::cuda {
 namespace {
@@ -31,16 +32,12 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t i = idx % pairs;
     const int64_t h = (idx / pairs) % heads;
     const int64_t r = idx / (pairs * heads);
-    // a = p * w_i;  (c, s) = scale * (cos a, sin a)
+    // a = p * w_i;  (v0, v1) <- scale * (v0 cos a - v1 sin a, v0 sin a + v1 cos a)
     const float angle = static_cast<float>(positions[r]) * inv_freq[i];
-    const float c = cosf(angle) * cos_sin_scale;
-    const float s = sinf(angle) * cos_sin_scale;
-    // (v0, v1) <- (v0 c - v1 s, v0 s + v1 c)
     float* v = x + r * row_stride + h * head_stride + 2 * i;
-    const float x0 = v[0];
-    const float x1 = v[1];
-    v[0] = x0 * c - x1 * s;
-    v[1] = x0 * s + x1 * c;
+    const float2 turned = thread::RotatePair(v[0], v[1], angle, cos_sin_scale);
+    v[0] = turned.x;
+    v[1] = turned.y;
   }
 }
 

@@ -124,8 +124,7 @@ struct RowStats {
   double max_z;    // m
   double sum_exp;  // S
   int64_t count;   // candidates, sorted in [b * vocab, + count)
-  float top_out;   // the largest logit left out (when has_out)
-  int has_out;     // 1 when some logits were left out
+  float top_out;   // the largest logit left out (when count < vocab: some were left out)
 };
 
 // p of a logit: exactly the CPU's expression (kernels/cpu/sample.cc step 2).
@@ -281,12 +280,7 @@ __global__ void __launch_bounds__(kThreads)
     end[b * kGroups + threadIdx.x] = static_cast<int32_t>(segment + last);
   }
   if (threadIdx.x == 0) {
-    const bool cut_some = count < vocab;
-    stats[b] = RowStats{.max_z = m,
-                        .sum_exp = s,
-                        .count = count,
-                        .top_out = top_out,
-                        .has_out = cut_some ? 1 : 0};
+    stats[b] = RowStats{.max_z = m, .sum_exp = s, .count = count, .top_out = top_out};
   }
 }
 
@@ -347,7 +341,7 @@ __global__ void __launch_bounds__(kThreads)
   // cut left logits out (the sum of all p is 1 up to rounding; the CPU's sum differs from 1 in
   // rounding only). Each thread finds its first qualifying j (stride kThreads), the block the
   // least of those.
-  const double mass = cut == Cut::kTopP && stats_b.has_out != 0 ? 1.0 : cdf[kept_k - 1];
+  const double mass = cut == Cut::kTopP && stats_b.count < vocab ? 1.0 : cdf[kept_k - 1];
   const double threshold = static_cast<double>(params_b.top_p) * mass;
   int first = INT_MAX;
   for (int64_t j = threadIdx.x; j < kept_k; j += kThreads) {
@@ -377,7 +371,7 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x < kWarpSize) {
     const double pj = p_of(key[j]);
     const bool tie_before = j > 0 && p_of(key[j - 1]) == pj;
-    const bool spills = stats_b.has_out != 0 && p_of(stats_b.top_out) == pj;
+    const bool spills = stats_b.count < vocab && p_of(stats_b.top_out) == pj;
     const bool tie_after = j + 1 < count ? p_of(key[j + 1]) == pj : spills;
     int64_t rank = -1;
     if (tie_before || tie_after) {

@@ -21,12 +21,14 @@
 
 #include <cub/block/block_radix_sort.cuh>
 
+#include "kernels/cuda/block_reduce.cuh"
+
 namespace mla::kernels::cuda::sample_block {
 
-inline constexpr int kWarpSize = 32;
+inline constexpr int kWarpSize = warp::kSize;
 inline constexpr int kThreads = 512;
 inline constexpr int kWarps = kThreads / kWarpSize;
-inline constexpr unsigned kFullMask = 0xffffffffu;
+using warp::kFullMask;
 inline constexpr int kFloatsPerLoad = 4;   // float4 loads where a row is 16-byte aligned
 inline constexpr int kTileRounds = 8;      // BlockPartition: elements per thread per tile
 inline constexpr int kGroups = 16;         // BlockPartition's groups: CUB segments per row
@@ -46,69 +48,69 @@ __device__ __forceinline__ bool Better(const Candidate& a, const Candidate& b) {
 
 __device__ __forceinline__ int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Block-wide reductions (all threads call; every thread gets the result). Butterfly shuffles
-// within a warp, then warp 0 over the warps' results through shared memory: a fixed shape.
-// `identity` fills warp 0's lanes past the number of warps.
+// v from the lane `offset` away (lane ^ offset); a Candidate moves both its fields.
+template <typename T>
+__device__ __forceinline__ T ShuffleXor(T v, int offset) {
+  return __shfl_xor_sync(kFullMask, v, offset);
+}
+__device__ __forceinline__ Candidate ShuffleXor(const Candidate& c, int offset) {
+  return Candidate{__shfl_xor_sync(kFullMask, c.value, offset),
+                   __shfl_xor_sync(kFullMask, c.id, offset)};
+}
+
+// op over the warp's 32 values by butterfly shuffles; every lane gets it (all 32 lanes call).
+template <typename T, typename Op>
+__device__ __forceinline__ T WarpReduce(T v, Op op) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = op(v, ShuffleXor(v, offset));
+  return v;
+}
+
+// Block-wide reductions (all threads call; every thread gets the result). WarpReduce within a
+// warp, then warp 0 over the warps' results through shared memory: a fixed shape. `identity`
+// fills warp 0's lanes past the number of warps.
 template <typename T, typename Op>
 __device__ T BlockReduce(T v, Op op, std::type_identity_t<T> identity) {
   __shared__ T partial[kWarps];
   __shared__ T result;
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v = op(v, __shfl_xor_sync(kFullMask, v, offset));
-  }
+  v = WarpReduce(v, op);
   if (lane == 0) partial[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    v = lane < kWarps ? partial[lane] : identity;
-#pragma unroll
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      v = op(v, __shfl_xor_sync(kFullMask, v, offset));
-    }
+    v = WarpReduce(lane < kWarps ? partial[lane] : identity, op);
     if (lane == 0) result = v;
   }
   __syncthreads();
   return result;
 }
 
+// The Better of two candidates (the first on a tie of both fields).
+struct ArgmaxOp {
+  __device__ Candidate operator()(const Candidate& mine, const Candidate& other) const {
+    return Better(other, mine) ? other : mine;
+  }
+};
+
 __device__ inline Candidate BlockArgmax(Candidate c) {
-  __shared__ Candidate partial[kWarps];
-  __shared__ Candidate result;
-  const int lane = threadIdx.x % kWarpSize;
-  const int warp = threadIdx.x / kWarpSize;
+  return BlockReduce(c, ArgmaxOp{}, Candidate{-INFINITY, INT_MAX});
+}
+
+// The sum of v over lanes 0 .. lane of the warp (all 32 lanes call).
+template <typename T>
+__device__ __forceinline__ T WarpInclusiveSum(T v, int lane) {
 #pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    const Candidate other{__shfl_xor_sync(kFullMask, c.value, offset),
-                          __shfl_xor_sync(kFullMask, c.id, offset)};
-    if (Better(other, c)) c = other;
+  for (int offset = 1; offset < kWarpSize; offset *= 2) {
+    const T up = __shfl_up_sync(kFullMask, v, offset);
+    if (lane >= offset) v += up;
   }
-  if (lane == 0) partial[warp] = c;
-  __syncthreads();
-  if (warp == 0) {
-    c = lane < kWarps ? partial[lane] : Candidate{-INFINITY, INT_MAX};
-#pragma unroll
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      const Candidate other{__shfl_xor_sync(kFullMask, c.value, offset),
-                            __shfl_xor_sync(kFullMask, c.id, offset)};
-      if (Better(other, c)) c = other;
-    }
-    if (lane == 0) result = c;
-  }
-  __syncthreads();
-  return result;
+  return v;
 }
 
 // The sum of v over the lanes before this one in the warp (all 32 lanes call).
 __device__ __forceinline__ int WarpExclusiveSum(int v, int lane) {
-  int inclusive = v;
-#pragma unroll
-  for (int offset = 1; offset < kWarpSize; offset *= 2) {
-    const int up = __shfl_up_sync(kFullMask, inclusive, offset);
-    if (lane >= offset) inclusive += up;
-  }
-  return inclusive - v;
+  return WarpInclusiveSum(v, lane) - v;
 }
 
 // The sum of the values of the threads before this one (thread order), and in *total (when not
@@ -118,21 +120,11 @@ __device__ T BlockExclusiveSum(T v, T* total = nullptr) {
   __shared__ T warp_totals[kWarps];
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
-  T inclusive = v;
-#pragma unroll
-  for (int offset = 1; offset < kWarpSize; offset *= 2) {
-    const T up = __shfl_up_sync(kFullMask, inclusive, offset);
-    if (lane >= offset) inclusive += up;
-  }
+  const T inclusive = WarpInclusiveSum(v, lane);
   if (lane == kWarpSize - 1) warp_totals[warp] = inclusive;
   __syncthreads();
   if (warp == 0) {
-    T total = lane < kWarps ? warp_totals[lane] : T{0};
-#pragma unroll
-    for (int offset = 1; offset < kWarpSize; offset *= 2) {
-      const T up = __shfl_up_sync(kFullMask, total, offset);
-      if (lane >= offset) total += up;
-    }
+    const T total = WarpInclusiveSum(lane < kWarps ? warp_totals[lane] : T{0}, lane);
     if (lane < kWarps) warp_totals[lane] = total;  // inclusive over warps
   }
   __syncthreads();

@@ -1,5 +1,7 @@
-// The tensor-core and copy primitives of the prefill attention kernel (inline PTX, sm_80+):
-// mma.sync m16n8k16 (bf16 operands, fp32 accumulators), ldmatrix, cp.async with zero fill.
+// Tensor-core and copy primitives for warp-level kernels (inline PTX, sm_80+): a shared-memory
+// address for PTX operands, mma.sync m16n8k16 (bf16 operands, fp32 accumulators), ldmatrix,
+// cp.async with zero fill. Used by the prefill attention, the grouped MoE experts and (the
+// address) the decode attention.
 // STYLE.md T4: `warp::` functions must be called by all 32 lanes of a warp together (convergent),
 // `thread::` ones by any thread on its own.
 //
@@ -19,26 +21,21 @@
 //   - two adjacent C fragments (columns 0..7 and 8..15) of fp32 accumulators, rounded to bf16
 //     pairs, are exactly one A fragment of the next mma (C[g][2t..], C[g+8][2t..] -> regs 0, 1;
 //     the second block's -> regs 2, 3).
-#ifndef MLASERVE_KERNELS_CUDA_MLA_PREFILL_WARP_MMA_CUH_
-#define MLASERVE_KERNELS_CUDA_MLA_PREFILL_WARP_MMA_CUH_
+#ifndef MLASERVE_KERNELS_CUDA_WARP_MMA_CUH_
+#define MLASERVE_KERNELS_CUDA_WARP_MMA_CUH_
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
-namespace mla::kernels::cuda::mla_prefill {
-namespace thread {
+namespace mla::kernels::cuda {
 
+// The shared-memory address of a generic pointer into shared memory, for PTX operands.
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// Two floats rounded to bf16 (nearest even) in one register: lo in the low half.
-__device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return static_cast<uint32_t>(__bfloat16_as_ushort(v.x)) |
-         (static_cast<uint32_t>(__bfloat16_as_ushort(v.y)) << 16);
-}
+namespace thread {
 
 // 16 bytes global -> shared, asynchronously (L2 only, .cg); with valid = false the 16 shared bytes
 // are zero-filled and nothing is read (src may then be any global address).
@@ -68,14 +65,14 @@ namespace warp {
 __device__ __forceinline__ void LoadMatrixX4(uint32_t (&r)[4], const void* row_address) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(thread::SharedAddress(row_address)));
+               : "r"(SharedAddress(row_address)));
 }
 
 // The same, each matrix transposed.
 __device__ __forceinline__ void LoadMatrixX4Trans(uint32_t (&r)[4], const void* row_address) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(thread::SharedAddress(row_address)));
+               : "r"(SharedAddress(row_address)));
 }
 
 // d += a b: a 16 x 16 (A fragment), b 16 x 8 (B fragment regs b0, b1), d 16 x 8 fp32.
@@ -89,6 +86,6 @@ __device__ __forceinline__ void MmaBf16(float (&d)[4], const uint32_t (&a)[4], u
 }
 
 }  // namespace warp
-}  // namespace mla::kernels::cuda::mla_prefill
+}  // namespace mla::kernels::cuda
 
-#endif  // MLASERVE_KERNELS_CUDA_MLA_PREFILL_WARP_MMA_CUH_
+#endif  // MLASERVE_KERNELS_CUDA_WARP_MMA_CUH_
