@@ -22,8 +22,7 @@
 //   - online softmax on the accumulators: each lane holds 2 rows (g, g + 8) x 16 keys; the row
 //     max over the quad by two shuffles;
 //   - O += P V: the S accumulators become A fragments (kernels/cuda/warp_mma.cuh), V by
-//     ldmatrix.trans;
-//     4 k-steps x 16 value blocks.
+//     ldmatrix.trans; 4 k-steps x 16 value blocks.
 // A warp whose 16 rows all lie before the tile's first key skips the tile's math; tiles wholly
 // past the CTA's last position are never loaded. Grid (tiles, heads): blockIdx.x counts tiles
 // from the last, so each head's longest tiles start first, and a head's CTAs run together
