@@ -59,11 +59,11 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "kernels/cuda/bf16_device.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/mla_decode/async_copy.cuh"
+#include "kernels/cuda/mla_decode/cache_tensor_map.h"
 #include "kernels/cuda/mla_decode/config.h"
 #include "kernels/cuda/mla_decode/lane_walk.cuh"
 #include "kernels/cuda/mla_decode/launch_checks.h"
@@ -165,12 +165,13 @@ __device__ __forceinline__ uint32_t SwizzledOffset(int row, int piece) {
   return row * kSwizzleBytes + ((piece ^ (row % kSwizzleRows)) * 16);
 }
 
-// q_abs rows of heads 64 g .. 64 g + 63 of `token` -> bf16 in smem.q (zeros past `heads`).
+// q_abs rows of heads 64 g .. 64 g + 63 of `token`, times scale_log2 (so that S comes out in
+// base-2 softmax units), -> bf16 in smem.q (zeros past `heads`).
 // Loads first, in batches of kBatch float4 per thread, then the converted stores: the compiler
 // may not move a global load above a store through a generic pointer, so a load-convert-store
 // loop runs one load at a time (run 5: ~50 us per query tile).
-__device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, int32_t token, int group,
-                                            SharedStorage& smem) {
+__device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, float scale_log2,
+                                            int32_t token, int group, SharedStorage& smem) {
   constexpr int kVecsPerRow = kDCache / 4;  // float4s
   constexpr int kVecs = kHeadsPerCta * kVecsPerRow / kWarpgroupThreads;  // 72 per thread
   constexpr int kBatch = 24;
@@ -198,8 +199,9 @@ __device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, int32_t to
       const int col = (idx % kVecsPerRow) * 4;
       const uint32_t offset = (col / kChunkCols) * kChunkBytes +
                               SwizzledOffset(row, (col % kChunkCols) / 8) + (col % 8) * 2;
-      *reinterpret_cast<uint2*>(q_bytes + offset) = make_uint2(
-          PackBf16x2(v[i].x, v[i].y), PackBf16x2(v[i].z, v[i].w));
+      *reinterpret_cast<uint2*>(q_bytes + offset) =
+          make_uint2(PackBf16x2(v[i].x * scale_log2, v[i].y * scale_log2),
+                     PackBf16x2(v[i].z * scale_log2, v[i].w * scale_log2));
     }
   }
 }
@@ -220,19 +222,22 @@ __device__ __forceinline__ void ComputeScores(const SharedStorage& smem, int sta
   FenceRegisters(s);
 }
 
-// Online softmax of one tile, base 2: s <- 2^(s scale log2e - m') (0 for keys >= valid);
-// m <- m' = max(m, row max); d <- d 2^(m - m') + this thread's share of the row sums.
-// Returns 2^(m - m') per row in alpha. m and alpha are the same in the 4 lanes of a row.
-__device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid, float scale_log2,
-                                              float (&m)[2], float (&d)[2], float (&alpha)[2]) {
-  const int quad_col = 2 * (threadIdx.x % 4);
+// Online softmax of one tile, base 2 (S is already scaled: LoadQueries): s <- 2^(s - m')
+// (0 for keys >= valid); m <- m' = max(m, row max); d <- d 2^(m - m') + this thread's share of
+// the row sums. Returns 2^(m - m') per row in alpha. m and alpha are the same in the 4 lanes of
+// a row.
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid, float (&m)[2],
+                                              float (&d)[2], float (&alpha)[2]) {
+  if (valid < kKeysPerTile) {  // the CTA's last tile of a row only (uniform)
+    const int quad_col = 2 * (threadIdx.x % 4);
+#pragma unroll
+    for (int e = 0; e < kScoreRegs; ++e) {
+      if (8 * (e / 4) + quad_col + e % 2 >= valid) s[e] = -INFINITY;
+    }
+  }
   float row_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-  for (int e = 0; e < kScoreRegs; ++e) {
-    const int key = 8 * (e / 4) + quad_col + e % 2;
-    s[e] = key < valid ? s[e] * scale_log2 : -INFINITY;
-    row_max[(e / 2) % 2] = fmaxf(row_max[(e / 2) % 2], s[e]);
-  }
+  for (int e = 0; e < kScoreRegs; ++e) row_max[(e / 2) % 2] = fmaxf(row_max[(e / 2) % 2], s[e]);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float m_new = fmaxf(m[r], cuda::warp::QuadMax(row_max[r]));
@@ -268,37 +273,42 @@ __device__ __forceinline__ void ZeroInvalidValueRows(SharedStorage& smem, int st
   }
 }
 
-// P (bf16) -> smem.p, row-major over keys, swizzled (a K-major wgmma operand).
-__device__ __forceinline__ void StoreWeights(const float (&s)[kScoreRegs], SharedStorage& smem) {
+// P in bf16 pairs: D elements 8k .. 8k + 7 are the A registers of K step k (warpgroup.cuh).
+__device__ __forceinline__ void PackWeights(const float (&s)[kScoreRegs],
+                                            uint32_t (&p)[kKeysPerTile / kMmaK][4]) {
+#pragma unroll
+  for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) p[k][j] = PackBf16x2(s[8 * k + 2 * j], s[8 * k + 2 * j + 1]);
+  }
+}
+
+// P -> smem.p, row-major over keys, swizzled (a K-major wgmma operand). Keys 8i .. 8i + 7 of
+// row r are A register 2 (i % 2) + r of K step i / 2.
+__device__ __forceinline__ void StoreWeights(const uint32_t (&p)[kKeysPerTile / kMmaK][4],
+                                             SharedStorage& smem) {
   unsigned char* p_bytes = reinterpret_cast<unsigned char*>(smem.p);
   const int quad = threadIdx.x % 4;
 #pragma unroll
   for (int i = 0; i < kKeysPerTile / 8; ++i) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int row = FragmentRow(r);
-      *reinterpret_cast<uint32_t*>(p_bytes + SwizzledOffset(row, i) + 4 * quad) =
-          PackBf16x2(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]);
+      *reinterpret_cast<uint32_t*>(p_bytes + SwizzledOffset(FragmentRow(r), i) + 4 * quad) =
+          p[i / 2][2 * (i % 2) + r];
     }
   }
 }
 
 // O[64 x 256] += P[64 x 64] V[64 x 256] with P from registers (warpgroup 0, value chunks 0-3).
-__device__ __forceinline__ void AccumulateValuesFromRegisters(const float (&s)[kScoreRegs],
-                                                              const SharedStorage& smem, int stage,
-                                                              float (&o)[kOutRegs]) {
-  uint32_t a[kKeysPerTile / kMmaK][4];  // D elements 8k .. 8k + 7 = A registers of K step k
-#pragma unroll
-  for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) a[k][j] = PackBf16x2(s[8 * k + 2 * j], s[8 * k + 2 * j + 1]);
-  }
+__device__ __forceinline__ void AccumulateValuesFromRegisters(
+    const uint32_t (&p)[kKeysPerTile / kMmaK][4], const SharedStorage& smem, int stage,
+    float (&o)[kOutRegs]) {
   const uint64_t v_desc = Descriptor(SharedAddress(smem.kv[stage][0]), kChunkBytes, kSwizzleAtomBytes);
   FenceRegisters(o);
   Fence();
 #pragma unroll
   for (int k = 0; k < kKeysPerTile / kMmaK; ++k) {
-    MmaRs64x256(o, a[k], v_desc + ((k * kMmaK * kSwizzleBytes) >> 4), 1);
+    MmaRs64x256(o, p[k], v_desc + ((k * kMmaK * kSwizzleBytes) >> 4), 1);
   }
   Commit();
 }
@@ -360,7 +370,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
   int it = 0;
   float o[kOutRegs];
   while (walk.Next(a.p.batch, piece)) {
-    LoadQueries(a.p, piece.token, group, smem);   // the previous piece's last S is complete
+    LoadQueries(a.p, a.scale_log2, piece.token, group, smem);   // the previous piece's last S is complete
     thread::FenceProxyAsync();
     cta::NamedBarrierSync(kBarScoreGroup, kWarpgroupThreads);
     float m[2] = {-INFINITY, -INFINITY}, d[2] = {0.0f, 0.0f};
@@ -377,15 +387,17 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       ComputeScores(smem, stage, sc);                                  // S = Q K^T
       const int valid = min(kKeysPerTile, piece.num_keys - tile * kKeysPerTile);
       float alpha[2];
-      OnlineSoftmax(sc, valid, a.scale_log2, m, d, alpha);             // P = 2^(S - m')
+      OnlineSoftmax(sc, valid, m, d, alpha);             // P = 2^(S - m')
       if (valid < kKeysPerTile) {                                      // V rows past the context
         ZeroInvalidValueRows(smem, stage, valid);
         thread::FenceProxyAsync();
         cta::NamedBarrierSync(kBarScoreGroup, kWarpgroupThreads);
       }
       RescaleOutput(o, alpha);                                         // O = O 2^(m - m')
+      uint32_t pw[kKeysPerTile / kMmaK][4];
+      PackWeights(sc, pw);
       if (it > 0) cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads); // warpgroup 1 read P
-      StoreWeights(sc, smem);
+      StoreWeights(pw, smem);
       const bool last = tile + 1 == piece.tile_end;  // (m, d) of the piece for warpgroup 1
       const float d_row[2] = {last ? cuda::warp::QuadSum(d[0]) : 0.0f,
                               last ? cuda::warp::QuadSum(d[1]) : 0.0f};
@@ -404,7 +416,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       // warpgroup 1's reads of this slot (tile it - 2, before its sync of tile it - 1) before
       // the writes above in a way racecheck sees (header, "Synchronisation").
       cta::NamedBarrierSync(kBarPFull, kConsumerThreads);
-      AccumulateValuesFromRegisters(sc, smem, stage, o);               // O += P V[:, :256]
+      AccumulateValuesFromRegisters(pw, smem, stage, o);               // O += P V[:, :256]
     }
     Wait<0>();
     FenceRegisters(o);
@@ -464,9 +476,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     MlaDecodeSplitKvKernel(const __grid_constant__ CUtensorMap cache_map,
                            const __grid_constant__ KernelArgs args) {
   extern __shared__ unsigned char smem_raw[];
-  const uintptr_t base = reinterpret_cast<uintptr_t>(smem_raw);
-  SharedStorage& smem = *reinterpret_cast<SharedStorage*>(
-      (base + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes * kSwizzleAtomBytes);
+  // Aligned by an offset from the shared array itself, not through an integer: the compiler
+  // then still knows that every access below is to shared memory (ld/st.shared; through an
+  // integer they were generic loads and stores, slower and each fenced with MEMBAR.ALL).
+  const uint32_t pad = (kSwizzleAtomBytes - SharedAddress(smem_raw) % kSwizzleAtomBytes) %
+                       kSwizzleAtomBytes;
+  SharedStorage& smem = *reinterpret_cast<SharedStorage*>(smem_raw + pad);
   const int lane_index = blockIdx.x / args.head_groups;
   const int group = blockIdx.x % args.head_groups;
   // Prologue: the lane's bounds from the device plan (one memory latency: every other load of
@@ -488,42 +503,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     warpgroup::RightValues(cache_map, args, span, lane_index, group, smem);
   }
-}
-
-// The cache as a 2-D tensor [num_blocks * 64 rows, 576] bf16 for TMA, in 64 x 64 boxes that
-// land 128-byte swizzled. The driver's encoder is reached through the runtime (no -lcuda).
-absl::Status EncodeCacheMap(const LatentCache& cache, CUtensorMap* map) {
-  using EncodeFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
-                                const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
-                                const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
-                                CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-  static const EncodeFn encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      return static_cast<EncodeFn>(nullptr);
-    }
-    return reinterpret_cast<EncodeFn>(fn);
-  }();
-  if (encode == nullptr) {
-    return absl::InternalError("MlaDecodeAttention: cuTensorMapEncodeTiled is not available");
-  }
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(kDCache),
-                              static_cast<cuuint64_t>(cache.num_blocks * kKeysPerTile)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(kDCache) * sizeof(bf16)};
-  const cuuint32_t box[2] = {kChunkCols, kKeysPerTile};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, cache.data, dims, strides, box,
-                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) {
-    return absl::InternalError(absl::StrCat("MlaDecodeAttention: cuTensorMapEncodeTiled failed (",
-                                            static_cast<int>(r), ")"));
-  }
-  return absl::OkStatus();
 }
 
 // The split kernel's shared-memory opt-in (for OncePerDevice).
