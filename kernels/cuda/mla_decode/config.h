@@ -3,7 +3,8 @@
 //
 // One CTA = one lane of work (plan.h) x kHeadsPerCta heads, 8 warps in two warpgroups:
 //   warpgroup 0 (warps 0-3): S = Q K^T on wgmma (64 heads x 64 keys, K = 576), the online
-//     softmax, P to shared memory, and O[:, 0:256] += P V[:, 0:256] with P from registers;
+//     softmax, P into the tile's rope chunk, and O[:, 0:256] += P V[:, 0:256] with P from
+//     registers;
 //   warpgroup 1 (warps 4-7): O[:, 256:512] += P V[:, 256:512] with P from shared memory; its
 //     first warp is also the producer, streaming cache blocks of 64 keys x 576 into a two-stage
 //     ring with TMA (one thread issues 9 copies per block; a whole producer warp would cost a
@@ -44,19 +45,20 @@ inline constexpr int kChunkBytes = kChunkCols * 2 * kKeysPerTile;  // 8 KB: 64 r
 inline constexpr int kChunks = kDCache / kChunkCols;               // 9 per cache row
 inline constexpr int kValueChunks = kValueCols / kChunkCols;       // 4 per warpgroup
 inline constexpr int kTileBytes = kChunks * kChunkBytes;           // 73,728: one cache block
+inline constexpr int kPChunk = kChunks - 1;  // the rope chunk: once S is done, it holds P
 inline constexpr int kStages = 2;                   // cache tiles in flight (double buffer)
 inline constexpr int kSwizzleBytes = 128;
 inline constexpr int kSwizzleRows = 8;              // a swizzle atom: 8 rows x 128 bytes
 inline constexpr int kSwizzleAtomBytes = kSwizzleRows * kSwizzleBytes;  // 1024
 
 inline constexpr float kLog2e = 1.4426950408889634f;  // softmax in base 2: e^x = 2^(x log2 e)
+inline constexpr float kMaxSlack = 8.0f;  // a row's reference max moves only past 2^8 (splitkv.cu)
 inline constexpr float kLn2 = 0.6931471805599453f;
 
 // Named barriers (0 is __syncthreads).
 inline constexpr int kBarScoreGroup = 1;  // warpgroup 0 alone: Q / zero-filled rows written
 inline constexpr int kBarPFull = 2;       // P and its rescale factors are in shared memory
                                           // (both warpgroups sync: splitkv.cu, Synchronisation)
-inline constexpr int kBarPEmpty = 3;      // warpgroup 1 has finished reading P (it arrives)
 inline constexpr int kHandoffSlots = 2;   // rescale / row-state slots, by tile parity
 
 static_assert(kHeadsPerCta == 64, "wgmma M is 64 rows per warpgroup");

@@ -13,12 +13,15 @@
 // (config.h): one warp of warpgroup 1 streams the pieces' cache blocks (64 keys x 576) into a
 // two-stage shared-memory ring with TMA (9 boxes of 64 x 64, 128-byte swizzled), on full/empty
 // mbarriers; warpgroup 0 computes per tile
-//   S = Q K^T                        36 wgmma m64n64k16, Q and K from shared memory
-//   m' = max(m, max_j S), P = 2^(S log2e scale - m'), d = d 2^(m - m') + sum P   (fp32, base 2)
+//   S = Q K^T                        36 wgmma m64n64k16, Q (pre-scaled by scale log2e) and K
+//                                    from shared memory
+//   m' = the row's reference max (OnlineSoftmax), P = 2^(S - m'), d = d 2^(m - m') + sum P
+//                                    (fp32, base 2)
 //   O[:, :256] = O 2^(m - m') + P V[:, :256]       4 wgmma m64n256k16, P from registers
-// and hands P (bf16) and 2^(m - m') to warpgroup 1 through shared memory (named barriers), which
-// computes O[:, 256:] the same way with P from shared memory. V is the first 512 columns of the
-// same shared-memory tile, read as an MN-major operand, so the cache is read once.
+// and hands P (bf16, in the tile's rope chunk) and 2^(m - m') to warpgroup 1 through shared
+// memory (named barriers), which computes O[:, 256:] the same way with P from shared memory.
+// V is the first 512 columns of the same shared-memory tile, read as an MN-major operand, so the
+// cache is read once.
 // Keys past a row's context get score -inf (a select, so NaN in unused slots cannot leak into S),
 // and their V rows are zero-filled in shared memory (0 * NaN would).
 // A whole piece writes out = O / d and lse; a piece of a cut token writes the unnormalised O and
@@ -30,20 +33,23 @@
 //   empty[stage] after its own wgmma.wait_group covering its reads of the stage (the PTX ISA
 //   defines wait_group's completion for the groups committed by the executing threads; one
 //   arrival per warp does not lean on one warp's wait covering its warpgroup's other warps);
-//   warpgroup 0's generic zero-fill of rows past the context is fenced (fence.proxy.async) and
-//   reaches its warps' arrivals through kBarScoreGroup.
+//   warpgroup 0's generic writes to the stage (rows past the context zero-filled, P) are
+//   fenced (fence.proxy.async) before its warps' arrivals (kBarScoreGroup orders the zero-fill
+//   of every warp before them).
 // - smem.q: written (generic) and read (wgmma) by warpgroup 0 only: fence.proxy.async +
 //   kBarScoreGroup before the reads; the rewrite for the next piece follows its own Wait<0>.
-// - smem.p (read by warpgroup 1's wgmma): written after kBarPEmpty (warpgroup 1 arrives once
-//   its product of the previous tile completed; warpgroup 0 syncs), published by
-//   fence.proxy.async + kBarPFull.
+// - P of tile it, in chunk 8 (the rope part) of its stage: written by warpgroup 0 after its own
+//   wait for S of the tile (the chunk's only other reader), published by fence.proxy.async +
+//   kBarPFull, read by warpgroup 1's wgmma; rewritten only for tile it + 2, after the stage's
+//   refill, which waits for warpgroup 1's release of the stage (so P needs no barrier of its
+//   own, nor a buffer: 8 KB less shared memory).
 // - smem.rescale / row_state (generic stores by warpgroup 0, generic loads by warpgroup 1):
 //   slot it % 2, written before and read after kBarPFull of tile it, on which BOTH warpgroups
 //   sync. The slot's next write (tile it + 2) follows kBarPFull of tile it + 1, which warpgroup 1
 //   reaches only after its reads of tile it: every hand-off of generic data is ordered by a
 //   barrier that both sides wait on.
-// Until 2026-11-28 the factors had one slot, written after kBarPEmpty and published with a
-// bar.arrive on kBarPFull. That was correct by the PTX ISA (a bar.arrive orders the arriving
+// Until 2026-11-28 the factors had one slot, written after a "P consumed" barrier and published
+// with a bar.arrive on kBarPFull. That was correct by the PTX ISA (a bar.arrive orders the arriving
 // thread's earlier accesses before the completion of the barrier that others bar.sync on), but
 // compute-sanitizer's racecheck does not credit bar.arrive: it reported exactly these accesses
 // as 160 hazards (warpgroup 1's loads at +0x34b0/+0x34c0 (rescale) and +0x3e10/+0x3e30
@@ -77,11 +83,11 @@ namespace mla_decode {
 
 using Chunk = __nv_bfloat16[kKeysPerTile][kChunkCols];  // 64 rows x 128 bytes, swizzled
 
-// Every piece of the kernel's shared memory (STYLE.md T3). 231,424 bytes.
+// Every piece of the kernel's shared memory (STYLE.md T3). 223,232 bytes.
 struct alignas(kSwizzleAtomBytes) SharedStorage {
   Chunk q[kChunks];                 // the CTA's 64 queries, bf16, 9 column chunks
-  Chunk kv[kStages][kChunks];       // cache tiles: keys; values = chunks 0..7
-  Chunk p;                          // P of the tile, bf16 (warpgroup 1's A operand)
+  Chunk kv[kStages][kChunks];       // cache tiles: keys; values = chunks 0..7; once S of the
+                                    // tile is done, chunk 8 holds its P (bf16, K-major)
   // Per tile it, in slot it % 2 (see "Synchronisation" above: a slot is rewritten two tiles
   // later, after a kBarPFull that both warpgroups wait on).
   float rescale[kHandoffSlots][kHeadsPerCta];     // 2^(m - m') of the tile, per head
@@ -223,9 +229,12 @@ __device__ __forceinline__ void ComputeScores(const SharedStorage& smem, int sta
 }
 
 // Online softmax of one tile, base 2 (S is already scaled: LoadQueries): s <- 2^(s - m')
-// (0 for keys >= valid); m <- m' = max(m, row max); d <- d 2^(m - m') + this thread's share of
-// the row sums. Returns 2^(m - m') per row in alpha. m and alpha are the same in the 4 lanes of
-// a row.
+// (0 for keys >= valid); d <- d 2^(m - m') + this thread's share of the row sums; m' is the
+// row's reference: its running max, except that a new max within kMaxSlack of the reference
+// keeps the reference (so P stays below 2^kMaxSlack, exact in fp32 and bf16's range, and O is
+// rescaled only when a max jumps; the online softmax is exact for any reference). Returns
+// 2^(m - m') per row in alpha (1 when the reference is kept). m and alpha are the same in the
+// 4 lanes of a row.
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid, float (&m)[2],
                                               float (&d)[2], float (&alpha)[2]) {
   if (valid < kKeysPerTile) {  // the CTA's last tile of a row only (uniform)
@@ -240,7 +249,8 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kScoreRegs], int valid,
   for (int e = 0; e < kScoreRegs; ++e) row_max[(e / 2) % 2] = fmaxf(row_max[(e / 2) % 2], s[e]);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float m_new = fmaxf(m[r], cuda::warp::QuadMax(row_max[r]));
+    const float tile_max = cuda::warp::QuadMax(row_max[r]);
+    const float m_new = tile_max > m[r] + kMaxSlack ? tile_max : m[r];  // first tile: m = -inf
     alpha[r] = thread::Exp2(m[r] - m_new);  // 0 on the first tile (m = -inf)
     m[r] = m_new;
     d[r] *= alpha[r];
@@ -283,11 +293,11 @@ __device__ __forceinline__ void PackWeights(const float (&s)[kScoreRegs],
   }
 }
 
-// P -> smem.p, row-major over keys, swizzled (a K-major wgmma operand). Keys 8i .. 8i + 7 of
-// row r are A register 2 (i % 2) + r of K step i / 2.
+// P -> the tile's rope chunk (S, its only reader, is done), row-major over keys, swizzled (a
+// K-major wgmma operand). Keys 8i .. 8i + 7 of row r are A register 2 (i % 2) + r of K step i / 2.
 __device__ __forceinline__ void StoreWeights(const uint32_t (&p)[kKeysPerTile / kMmaK][4],
-                                             SharedStorage& smem) {
-  unsigned char* p_bytes = reinterpret_cast<unsigned char*>(smem.p);
+                                             SharedStorage& smem, int stage) {
+  unsigned char* p_bytes = reinterpret_cast<unsigned char*>(smem.kv[stage][kPChunk]);
   const int quad = threadIdx.x % 4;
 #pragma unroll
   for (int i = 0; i < kKeysPerTile / 8; ++i) {
@@ -313,10 +323,12 @@ __device__ __forceinline__ void AccumulateValuesFromRegisters(
   Commit();
 }
 
-// O[64 x 256] += P[64 x 64] V[64 x 256] with P from smem.p (warpgroup 1, value chunks 4-7).
+// O[64 x 256] += P[64 x 64] V[64 x 256] with P from the tile's rope chunk (warpgroup 1, value
+// chunks 4-7).
 __device__ __forceinline__ void AccumulateValuesFromShared(const SharedStorage& smem, int stage,
                                                            float (&o)[kOutRegs]) {
-  const uint64_t p_desc = Descriptor(SharedAddress(smem.p), 16, kSwizzleAtomBytes);
+  const uint64_t p_desc =
+      Descriptor(SharedAddress(smem.kv[stage][kPChunk]), 16, kSwizzleAtomBytes);
   const uint64_t v_desc =
       Descriptor(SharedAddress(smem.kv[stage][kValueChunks]), kChunkBytes, kSwizzleAtomBytes);
   FenceRegisters(o);
@@ -396,8 +408,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       RescaleOutput(o, alpha);                                         // O = O 2^(m - m')
       uint32_t pw[kKeysPerTile / kMmaK][4];
       PackWeights(sc, pw);
-      if (it > 0) cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads); // warpgroup 1 read P
-      StoreWeights(pw, smem);
+      StoreWeights(pw, smem, stage);
       const bool last = tile + 1 == piece.tile_end;  // (m, d) of the piece for warpgroup 1
       const float d_row[2] = {last ? cuda::warp::QuadSum(d[0]) : 0.0f,
                               last ? cuda::warp::QuadSum(d[1]) : 0.0f};
@@ -410,9 +421,8 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
         }
       }
       thread::FenceProxyAsync();
-      // Sync, not arrive: warpgroup 1 is normally waiting here already (between its kBarPEmpty
-      // arrival, which the sync above waited for, and this barrier it only issues the next TMA
-      // tile or stores a finished piece), so this costs the barrier's latency; it orders
+      // Sync, not arrive: warpgroup 1 is normally waiting here already (its product of the
+      // previous tile ran under this tile's S), so this costs the barrier's latency; it orders
       // warpgroup 1's reads of this slot (tile it - 2, before its sync of tile it - 1) before
       // the writes above in a way racecheck sees (header, "Synchronisation").
       cta::NamedBarrierSync(kBarPFull, kConsumerThreads);
@@ -424,7 +434,6 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
                              make_float2(m[1], cuda::warp::QuadSum(d[1]))};
     StoreOutput(a, piece, group, 0, o, state, /*write_state=*/true);
   }
-  cta::NamedBarrierSync(kBarPEmpty, kConsumerThreads);  // matches warpgroup 1's last arrival
 }
 
 // Warpgroup 1: right half of O, with P and the rescale factors from warpgroup 0; its first
@@ -461,7 +470,6 @@ __device__ __forceinline__ void RightValues(const CUtensorMap& cache_map, const 
       AccumulateValuesFromShared(smem, stage, o);                      // O += P V[:, 256:]
       if (threadIdx.x % 32 == 0) thread::MbarrierArrive(&smem.empty[stage]);  // this warp's reads
       __syncwarp();
-      cta::NamedBarrierArrive(kBarPEmpty, kConsumerThreads);
       if (producer) tiles.IssueNext();  // tile it + 2 into this stage, once warpgroup 0 is done
     }
     StoreOutput(a, piece, group, kValueCols, o, state, /*write_state=*/false);
