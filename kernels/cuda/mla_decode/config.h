@@ -52,7 +52,6 @@ inline constexpr int kSwizzleRows = 8;              // a swizzle atom: 8 rows x 
 inline constexpr int kSwizzleAtomBytes = kSwizzleRows * kSwizzleBytes;  // 1024
 
 inline constexpr float kLog2e = 1.4426950408889634f;  // softmax in base 2: e^x = 2^(x log2 e)
-inline constexpr float kMaxSlack = 8.0f;  // a row's reference max moves only past 2^8 (splitkv.cu)
 inline constexpr float kLn2 = 0.6931471805599453f;
 
 // Named barriers (0 is __syncthreads).
