@@ -158,12 +158,15 @@ def main():
                 assert headers.get("Content-Type", "").startswith("application/json"), headers
 
         def queue_full_is_429():
-            # max_num_seqs=1, max_waiting=1: one runs, one waits, the third is refused.
+            # max_num_seqs=1, max_waiting=1: one runs, one waits, the third is refused. The one
+            # running lasts seconds (2000 tokens: ~4 s on an idle core), so that the second is
+            # seen waiting even when a loaded machine starts the two threads far apart (400
+            # tokens, under a second, were missed once on a loaded 2-core run).
             import threading
             results = []
             def long_one():
                 results.append(http("POST", base + "/v1/completions",
-                                    {"prompt": "a", "max_tokens": 400, "ignore_eos": True},
+                                    {"prompt": "a", "max_tokens": 2000, "ignore_eos": True},
                                     timeout=300)[0])
             threads = [threading.Thread(target=long_one) for _ in range(2)]
             for t in threads:
