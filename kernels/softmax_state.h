@@ -25,6 +25,12 @@
 
 namespace mla::kernels {
 
+// The GPU kernels keep their softmax in base 2 (exp2 is one instruction): e^x = 2^(x kLog2e),
+// so scores are scaled by softmax_scale * kLog2e, and a base-2 max m is m * kLn2 in this
+// header's natural-log units.
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+
 // Factors for the caller's accumulator: o_new = mine * o_old + theirs * incoming.
 struct SoftmaxRescale {
   float mine = 1.0f;    // exp(m_old - m_new): 1 when the max stayed, 0 when the state was empty

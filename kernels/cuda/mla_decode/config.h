@@ -51,8 +51,6 @@ inline constexpr int kSwizzleBytes = 128;
 inline constexpr int kSwizzleRows = 8;              // a swizzle atom: 8 rows x 128 bytes
 inline constexpr int kSwizzleAtomBytes = kSwizzleRows * kSwizzleBytes;  // 1024
 
-inline constexpr float kLog2e = 1.4426950408889634f;  // softmax in base 2: e^x = 2^(x log2 e)
-inline constexpr float kLn2 = 0.6931471805599453f;
 
 // Named barriers (0 is __syncthreads).
 inline constexpr int kBarScoreGroup = 1;  // warpgroup 0 alone: Q / zero-filled rows written

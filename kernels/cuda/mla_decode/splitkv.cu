@@ -81,6 +81,7 @@
 #include "kernels/cuda/mla_decode/warpgroup.cuh"
 #include "kernels/cuda/once_per_device.h"
 #include "kernels/mla_params.h"
+#include "kernels/softmax_state.h"
 
 namespace mla::kernels::cuda {
 namespace mla_decode {
@@ -180,8 +181,10 @@ __device__ __forceinline__ uint32_t SwizzledOffset(int row, int piece) {
 // Loads first, in batches of kBatch float4 per thread, then the converted stores: the compiler
 // may not move a global load above a store through a generic pointer, so a load-convert-store
 // loop runs one load at a time (run 5: ~50 us per query tile).
-__device__ __forceinline__ void LoadQueries(const MlaDecodeParams& p, float scale_log2,
-                                            int32_t token, int group, SharedStorage& smem) {
+__device__ __forceinline__ void LoadQueries(const KernelArgs& a, int32_t token, int group,
+                                            SharedStorage& smem) {
+  const MlaDecodeParams& p = a.p;
+  const float scale_log2 = a.scale_log2;
   constexpr int kVecsPerRow = kDCache / 4;  // float4s
   constexpr int kVecs = kHeadsPerCta * kVecsPerRow / kWarpgroupThreads;  // 72 per thread
   constexpr int kBatch = 24;
@@ -382,7 +385,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
   int it = 0;
   float o[kOutRegs];
   while (walk.Next(a.p.batch, piece)) {
-    LoadQueries(a.p, a.scale_log2, piece.token, group, smem);   // the previous piece's last S is complete
+    LoadQueries(a, piece.token, group, smem);   // the previous piece's last S is complete
     thread::FenceProxyAsync();
     cta::NamedBarrierSync(kBarScoreGroup, kWarpgroupThreads);
     float m[2] = {-INFINITY, -INFINITY}, d[2] = {0.0f, 0.0f};
@@ -399,7 +402,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       ComputeScores(smem, stage, sc);                                  // S = Q K^T
       const int valid = min(kKeysPerTile, piece.num_keys - tile * kKeysPerTile);
       float alpha[2];
-      OnlineSoftmax(sc, valid, m, d, alpha);             // P = 2^(S - m')
+      OnlineSoftmax(sc, valid, m, d, alpha);                           // P = 2^(S - m')
       if (valid < kKeysPerTile) {                                      // V rows past the context
         ZeroInvalidValueRows(smem, stage, valid);
         thread::FenceProxyAsync();

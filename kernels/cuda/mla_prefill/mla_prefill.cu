@@ -30,6 +30,7 @@
 #include "kernels/cuda/mla_prefill/mla_prefill.h"
 #include "kernels/cuda/mla_prefill/ragged.cuh"
 #include "kernels/mla_params.h"
+#include "kernels/softmax_state.h"
 
 namespace mla::kernels::cuda {
 namespace mla_prefill {
@@ -39,7 +40,6 @@ constexpr size_t kAlignment = 256;
 constexpr int kGatherThreads = 256;
 constexpr int64_t kMaxGatherBlocks = 1 << 16;
 constexpr int64_t kMaxGridY = 65535;
-constexpr float kLog2E = 1.4426950408889634f;  // exp(x) = 2^(x log2(e))
 
 size_t AlignUp(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
@@ -198,7 +198,7 @@ absl::Status MlaPrefillAttention(LinearContext& linear, const MlaPrefillParams& 
   args.tile_start = tile_start;
   args.heads = dims.heads;
   args.context_tokens = plan.context_tokens;
-  args.scale_log2 = params.softmax_scale * kLog2E;
+  args.scale_log2 = params.softmax_scale * kLog2e;
   args.out = params.out;
   return LaunchPrefillAttention(args, plan.max_tiles, stream);
 }
