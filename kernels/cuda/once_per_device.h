@@ -4,6 +4,7 @@
 //
 //   static PerDeviceSlots slots;  // one per launcher (and per kernel it configures)
 //   MLA_ASSIGN_OR_RETURN(int64_t v, OncePerDevice(slots, [&]() -> absl::StatusOr<int64_t> {...}));
+//   MLA_RETURN_IF_ERROR(OptInSharedMemory(slots, Kernel, bytes));  // > 48 KB dynamic smem
 //
 // make() runs on the calling thread for its current device and must return a positive value
 // (0 marks an empty slot); an error is returned and nothing kept. Thread-safe: two threads that
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_status.h"
@@ -38,6 +40,17 @@ absl::StatusOr<int64_t> OncePerDevice(PerDeviceSlots& slots, Make make) {
   absl::StatusOr<int64_t> made = make();
   if (made.ok()) slot.store(*made, std::memory_order_release);
   return made;
+}
+
+// The opt-in of `kernel` to `bytes` of dynamic shared memory (needed above 48 KB), once per
+// device; slots: one per kernel.
+template <typename Kernel>
+absl::Status OptInSharedMemory(PerDeviceSlots& slots, Kernel* kernel, int bytes) {
+  return OncePerDevice(slots, [&]() -> absl::StatusOr<int64_t> {
+           MLA_CUDA_RETURN_IF_ERROR(
+               cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+           return 1;
+         }).status();
 }
 
 }  // namespace mla::kernels::cuda

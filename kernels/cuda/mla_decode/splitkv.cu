@@ -516,13 +516,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-// The split kernel's shared-memory opt-in (for OncePerDevice).
-absl::StatusOr<int64_t> SmemOptIn() {
-  MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      MlaDecodeSplitKvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  return 1;
-}
-
 }  // namespace
 }  // namespace mla_decode
 
@@ -548,8 +541,9 @@ absl::Status MlaDecodeAttention(const MlaDecodeParams& params, const MlaDecodePl
   const int64_t lanes = fixed ? launch.grid_lanes : plan.schedule.num_lanes;
   const dim3 grid(static_cast<unsigned>(lanes * plan.schedule.head_groups));
   static PerDeviceSlots smem_opt_in;
-  if (absl::StatusOr<int64_t> set = OncePerDevice(smem_opt_in, SmemOptIn); !set.ok()) {
-    return set.status();
+  if (absl::Status s = OptInSharedMemory(smem_opt_in, MlaDecodeSplitKvKernel, kSmemBytes);
+      !s.ok()) {
+    return s;
   }
   MlaDecodeSplitKvKernel<<<grid, kThreads, kSmemBytes, stream>>>(cache_map, args);
   if (absl::Status s = LaunchStatus("MlaDecodeSplitKvKernel"); !s.ok()) return s;

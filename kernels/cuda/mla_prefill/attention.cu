@@ -61,39 +61,42 @@ struct TileRows {
   int64_t num_keys = 0;   // keys 0 .. the tile's last position
 };
 
+// cta: all threads. kChunksPerKey 16-byte chunks of each of keys key0 .. key0 + 63 into dst[key]
+// (chunk c from source(row, c), row = the key's kv / rope row); keys at or past num_keys are
+// zero-filled.
+template <int kChunksPerKey, int kPitch, typename Source>
+__device__ __forceinline__ void CopyKeyRows(bf16 (&dst)[kTileK][kPitch], const AttentionArgs& args,
+                                            const TileRows& t, int64_t key0, Source source) {
+  static_assert((kTileK * kChunksPerKey) % kThreads == 0,
+                "every thread copies the same number of chunks");
+#pragma unroll
+  for (int i = 0; i < kTileK * kChunksPerKey / kThreads; ++i) {
+    const int c = threadIdx.x + i * kThreads;
+    const int key = c / kChunksPerKey;
+    const int chunk = c % kChunksPerKey;
+    const bool valid = key0 + key < t.num_keys;
+    const bf16* src = source(t.row_base + key0 + key, chunk);
+    thread::CopyAsync16(&dst[key][chunk * kChunk], valid ? src : args.rope, valid);
+  }
+}
+
 // cta: all threads. K and V rows of keys key0 .. key0 + 63 of head h into `stage`; keys at or past
 // num_keys are zero-filled.
 __device__ __forceinline__ void LoadKeyTile(SharedStorage& sh, int stage,
                                             const AttentionArgs& args, const TileRows& t,
                                             int64_t h, int64_t key0) {
   constexpr int kNopeChunks = kDNope / kChunk;  // 16 per key from kv
-  constexpr int kKChunks = kDQk / kChunk;       // 24 per key: 16 from kv, 8 from rope
-  constexpr int kVChunks = kDV / kChunk;        // 16 per key
-  static_assert((kTileK * kKChunks) % kThreads == 0 && (kTileK * kVChunks) % kThreads == 0,
-                "every thread copies the same number of chunks");
   const int64_t kv_stride = args.heads * kDKv;
-#pragma unroll
-  for (int i = 0; i < kTileK * kKChunks / kThreads; ++i) {
-    const int c = threadIdx.x + i * kThreads;
-    const int key = c / kKChunks;
-    const int chunk = c % kKChunks;
-    const bool valid = key0 + key < t.num_keys;
-    const int64_t row = t.row_base + key0 + key;
-    const bf16* src = chunk < kNopeChunks
-                          ? args.kv + row * kv_stride + h * kDKv + chunk * kChunk
-                          : args.rope + row * kDRope + (chunk - kNopeChunks) * kChunk;
-    thread::CopyAsync16(&sh.k[stage][key][chunk * kChunk], valid ? src : args.rope, valid);
-  }
-#pragma unroll
-  for (int i = 0; i < kTileK * kVChunks / kThreads; ++i) {
-    const int c = threadIdx.x + i * kThreads;
-    const int key = c / kVChunks;
-    const int chunk = c % kVChunks;
-    const bool valid = key0 + key < t.num_keys;
-    const int64_t row = t.row_base + key0 + key;
-    const bf16* src = args.kv + row * kv_stride + h * kDKv + kDNope + chunk * kChunk;
-    thread::CopyAsync16(&sh.v[stage][key][chunk * kChunk], valid ? src : args.rope, valid);
-  }
+  const bf16* kv_head = args.kv + h * kDKv;
+  // K: 24 chunks per key, 16 from kv (k^N), 8 from rope.
+  CopyKeyRows<kDQk / kChunk>(sh.k[stage], args, t, key0, [&](int64_t row, int chunk) {
+    return chunk < kNopeChunks ? kv_head + row * kv_stride + chunk * kChunk
+                               : args.rope + row * kDRope + (chunk - kNopeChunks) * kChunk;
+  });
+  // V: 16 chunks per key from kv.
+  CopyKeyRows<kDV / kChunk>(sh.v[stage], args, t, key0, [&](int64_t row, int chunk) {
+    return kv_head + row * kv_stride + kDNope + chunk * kChunk;
+  });
 }
 
 // warp: the A fragments of the warp's 16 query rows (q rounded to bf16), zeros past t.rows.
@@ -308,12 +311,9 @@ absl::Status LaunchPrefillAttention(const AttentionArgs& args, int64_t max_tiles
                                     cudaStream_t stream) {
   constexpr int kSmemBytes = sizeof(SharedStorage);
   static PerDeviceSlots smem_opt_in;
-  absl::StatusOr<int64_t> set = OncePerDevice(smem_opt_in, []() -> absl::StatusOr<int64_t> {
-    MLA_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-        AttentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-    return 1;
-  });
-  if (!set.ok()) return set.status();
+  if (absl::Status s = OptInSharedMemory(smem_opt_in, AttentionKernel, kSmemBytes); !s.ok()) {
+    return s;
+  }
   const dim3 grid(static_cast<unsigned>(max_tiles), static_cast<unsigned>(args.heads));
   AttentionKernel<<<grid, kThreads, kSmemBytes, stream>>>(args);
   return LaunchStatus("MlaPrefill AttentionKernel");
