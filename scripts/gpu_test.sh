@@ -179,8 +179,11 @@ if [[ "$SKIP" != *" sanitizer "* ]]; then
       compute-sanitizer --tool memcheck --error-exitcode 1 --print-limit 20 "$BUILD/tests/$t"
   done
   # TEST[:GTEST_FILTER]: racecheck is slow on shared-memory-heavy kernels, so the larger tests
-  # run it on their small cases only.
-  for spec in gpu_mla_decode_test gpu_rms_norm_test gpu_mla_decode_combine_test \
+  # run it on their small cases only. Not gpu_mla_decode_test: racecheck does not credit the
+  # named-barrier hand-off of the split kernel's factor slots and reports it in every version
+  # (splitkv.cu's header; bench/RESULTS.md, run 21), and its other shared-memory traffic is TMA
+  # and wgmma, which racecheck does not attribute to threads.
+  for spec in gpu_rms_norm_test gpu_mla_decode_combine_test \
       "gpu_mla_prefill_attention_test:*SmallRaggedBatch*" gpu_moe_test \
       "gpu_sample_test:*SmallVocabularies*"; do
     t=${spec%%:*}
