@@ -12,8 +12,9 @@
 // launch captured in a CUDA graph follows the plan uploaded for each replay. One block of
 // groups x 128 threads per (cut, head) row: a plain launch has exactly num_cuts * heads blocks;
 // a fixed one has one wave of blocks (at most kMaxLanes * heads) that stride over the rows, and
-// those past num_cuts * heads exit. The pieces' states go through shared memory first, the row's
-// (m, d) is merged from them, and each piece's factor is computed once into shared memory; then
+// those past num_cuts * heads exit. The pieces' states go through shared memory first, warp 0
+// merges the row's (m, d) from them (MergePieces) and computes each piece's factor once into
+// shared memory; then
 // the weighted partial rows are summed in one fixed order whatever the launch: kSums = 4
 // interleaved sums (sum s takes pieces s, s + 4, ... in turn), added as ((S0 + S1) + S2) + S3.
 // With 4 groups, thread (g, c) makes S_g for its 4 columns c (one float4); with 1 group, thread
@@ -51,12 +52,32 @@ __device__ __forceinline__ MlaDecodeCut LoadCut(const MlaDecodeCut* cut) {
   return MlaDecodeCut{.token = v.x, .first_lane = v.y, .last_lane = v.z, .first_slot = v.w};
 }
 
+// warp: the (m, d) of pieces 0 .. pieces - 1, the same bits in every lane. Lane l merges pieces
+// l, l + 32, ... in turn, then the lanes' states are merged in a butterfly (Merge is commutative
+// bit for bit: the two products are the same and the sum is one addition), so the result does
+// not depend on the launch form, only on the pieces. A chain of 66 merges (a row cut into 66
+// pieces) took every thread of the block several microseconds.
+__device__ __forceinline__ SoftmaxState MergePieces(const float2* state, int pieces) {
+  SoftmaxState merged;
+  for (int i = threadIdx.x % 32; i < pieces; i += 32) {
+    merged.Merge(SoftmaxState{state[i].x, state[i].y});
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const SoftmaxState other{__shfl_xor_sync(0xffffffffu, merged.m, offset),
+                             __shfl_xor_sync(0xffffffffu, merged.d, offset)};
+    merged.Merge(other);
+  }
+  return merged;
+}
+
 template <int kGroups>  // 1 or kSums
 __global__ void __launch_bounds__(kGroups * kColumnThreads)
     MlaDecodeCombineKernel(const MlaDecodeCuts* cuts, int64_t heads, const float* partial_out,
                            const float2* partial_state, float* out_latent, float* lse) {
   __shared__ float2 piece_state[kMaxLanes];  // (m, d) of each piece of the row
   __shared__ float piece_weight[kMaxLanes];  // exp(m_i - m): each piece's factor
+  __shared__ float2 row_state;               // the row's (m, d)
   static_assert(kGroups == 1 || kGroups == kSums, "one group makes every sum, or one each");
   constexpr int kThreads = kGroups * kColumnThreads;
   constexpr int kSumsPerThread = kSums / kGroups;
@@ -78,13 +99,16 @@ __global__ void __launch_bounds__(kGroups * kColumnThreads)
       piece_state[i] = partial_state[slot_of(i) * heads + head];
     }
     __syncthreads();
-    SoftmaxState total;  // the row's (m, d): every thread merges the pieces in the same order
-    for (int i = 0; i < pieces; ++i) total.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y});
-    for (int i = threadIdx.x; i < pieces; i += kThreads) {
-      SoftmaxState probe = total;  // m_i <= m: Merge's `theirs` is exp(m_i - m), 0 if empty
-      piece_weight[i] = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
+    if (threadIdx.x < 32) {  // warp 0: the row's (m, d) and each piece's factor
+      SoftmaxState total = MergePieces(piece_state, pieces);
+      for (int i = threadIdx.x; i < pieces; i += 32) {
+        SoftmaxState probe = total;  // m_i <= m: Merge's `theirs` is exp(m_i - m), 0 if empty
+        piece_weight[i] = probe.Merge(SoftmaxState{piece_state[i].x, piece_state[i].y}).theirs;
+      }
+      if (threadIdx.x == 0) row_state = make_float2(total.m, total.d);
     }
     __syncthreads();
+    const SoftmaxState total{row_state.x, row_state.y};
     // acc[j]: sum S_{group + j kGroups} (pieces i = group + j kGroups + kSums n, n = 0, 1, ...).
     float4 acc[kSumsPerThread];
 #pragma unroll
