@@ -14,6 +14,8 @@
 //
 // Empty states are exact: updating with -inf, or merging with or into an empty state, never
 // evaluates -inf - -inf or 0/0; an empty state has Lse() = -inf and InverseSum() = 0.
+// Merge is commutative bit for bit: a.Merge(b) and b.Merge(a) leave the same (m, d) and give
+// each accumulator the same factor (the decode combine's butterfly relies on it).
 // REQUIRES: scores are not NaN and not +inf. Plain value type: copy freely, no synchronisation.
 // Functions are __host__ __device__ under nvcc.
 #ifndef MLASERVE_KERNELS_SOFTMAX_STATE_H_

@@ -2,9 +2,11 @@
 // partial states over any split of the scores (empty parts included), both against a direct
 // double-precision softmax: m = max s, d = sum exp(s - m), lse = ln sum exp(s),
 // o = sum softmax(s)_j v_j. Tolerance: |got - ref| <= 1e-6 + 1e-5 * |ref| (float32 exp/log).
+// Merge in either order: the same bits.
 #include "kernels/softmax_state.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -162,6 +164,36 @@ TEST(SoftmaxState, MergeOfPartsEqualsOnePassIncludingEmptyParts) {
     max_err = std::max(max_err, ExpectMatchesDirect(pool[0], scores, values, "merged as a tree"));
   }
   std::printf("max abs error %.3g\n", max_err);
+}
+
+// The decode combine merges a row's pieces in a butterfly, where lane i computes Merge(a, b) and
+// its partner Merge(b, a): the two must give the same bits (the same two products, one
+// commutative addition), including equal maxima and empty states.
+TEST(SoftmaxState, MergeIsCommutativeBitForBit) {
+  const uint32_t seed = 4242;
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+  const std::vector<float> maxima = RandomFloats(rng, 4, -20.0f, 20.0f);  // few: equal m's occur
+  auto random_state = [&]() {
+    if (rng() % 6 == 0) return SoftmaxState{};  // empty
+    return SoftmaxState{maxima[rng() % maxima.size()], RandomFloats(rng, 1, 1.0f, 64.0f)[0]};
+  };
+  int equal_maxima = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const SoftmaxState a = random_state(), b = random_state();
+    equal_maxima += a.m == b.m && !a.Empty();
+    SoftmaxState ab = a, ba = b;
+    const SoftmaxRescale r_ab = ab.Merge(b);
+    const SoftmaxRescale r_ba = ba.Merge(a);
+    ASSERT_EQ(std::bit_cast<uint32_t>(ab.m), std::bit_cast<uint32_t>(ba.m)) << "trial " << trial;
+    ASSERT_EQ(std::bit_cast<uint32_t>(ab.d), std::bit_cast<uint32_t>(ba.d)) << "trial " << trial;
+    // The factors swap roles: b's accumulator gets `theirs` in one order and `mine` in the
+    // other, and the same bits in both (when both are empty there is nothing to scale).
+    if (a.Empty() && b.Empty()) continue;
+    EXPECT_EQ(std::bit_cast<uint32_t>(r_ab.theirs), std::bit_cast<uint32_t>(r_ba.mine)) << trial;
+    EXPECT_EQ(std::bit_cast<uint32_t>(r_ab.mine), std::bit_cast<uint32_t>(r_ba.theirs)) << trial;
+  }
+  EXPECT_GT(equal_maxima, 100);  // the case of a tie in m was exercised
 }
 
 }  // namespace
