@@ -14,9 +14,9 @@
 // a fixed one has one wave of blocks (at most kMaxLanes * heads) that stride over the rows, and
 // those past num_cuts * heads exit. The pieces' states go through shared memory first, warp 0
 // merges the row's (m, d) from them (MergePieces) and computes each piece's factor once into
-// shared memory; then
-// the weighted partial rows are summed in one fixed order whatever the launch: kSums = 4
-// interleaved sums (sum s takes pieces s, s + 4, ... in turn), added as ((S0 + S1) + S2) + S3.
+// shared memory; then the weighted partial rows are summed in one fixed order whatever the
+// launch: kSums = 4 interleaved sums (sum s takes pieces s, s + 4, ... in turn), added as
+// ((S0 + S1) + S2) + S3.
 // With 4 groups, thread (g, c) makes S_g for its 4 columns c (one float4); with 1 group, thread
 // c makes all four. So the two forms give the same bits, and a plain launch, a fixed one and a
 // graph replay of either agree bit for bit.
