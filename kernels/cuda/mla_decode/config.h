@@ -51,7 +51,6 @@ inline constexpr int kSwizzleBytes = 128;
 inline constexpr int kSwizzleRows = 8;              // a swizzle atom: 8 rows x 128 bytes
 inline constexpr int kSwizzleAtomBytes = kSwizzleRows * kSwizzleBytes;  // 1024
 
-
 // Named barriers (0 is __syncthreads).
 inline constexpr int kBarScoreGroup = 1;  // warpgroup 0 alone: Q / zero-filled rows written
 inline constexpr int kBarPFull = 2;       // P and its rescale factors are in shared memory

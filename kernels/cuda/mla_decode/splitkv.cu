@@ -43,10 +43,10 @@
 //   kBarPFull, read by warpgroup 1's wgmma; rewritten only for tile it + 2, after the stage's
 //   refill, which waits for warpgroup 1's release of the stage (so P needs no barrier of its
 //   own, nor a buffer: 8 KB less shared memory).
-// - smem.rescale / row_state (generic stores by warpgroup 0, generic loads by warpgroup 1):
+// - smem.rescale / row_state (st.shared by warpgroup 0, ld.shared by warpgroup 1):
 //   slot it % 2, written before and read after kBarPFull of tile it, on which BOTH warpgroups
 //   sync. The slot's next write (tile it + 2) follows kBarPFull of tile it + 1, which warpgroup 1
-//   reaches only after its reads of tile it: every hand-off of generic data is ordered by a
+//   reaches only after its reads of tile it: every hand-off of these factors is ordered by a
 //   barrier that both sides wait on.
 // Until 2026-11-28 the factors had one slot, written after a "P consumed" barrier and published
 // with a bar.arrive on kBarPFull; that was already correct by the PTX ISA (a bar.arrive orders
@@ -424,7 +424,7 @@ __device__ __forceinline__ void ScoreAndLeftValues(const KernelArgs& a, const La
       // Sync, not arrive: warpgroup 1 is normally waiting here already (its product of the
       // previous tile ran under this tile's S), so this costs the barrier's latency; it orders
       // warpgroup 1's reads of this slot (tile it - 2, before its sync of tile it - 1) before
-      // the writes above in a way racecheck sees (header, "Synchronisation").
+      // the writes above (header, "Synchronisation"; racecheck does not credit it either way).
       cta::NamedBarrierSync(kBarPFull, kConsumerThreads);
       AccumulateValuesFromRegisters(pw, smem, stage, o);               // O += P V[:, :256]
     }
